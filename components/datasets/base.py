@@ -1,0 +1,95 @@
+"""The dataset contract every adapter follows."""
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from moodops.components.errors import ConfigError, DataError
+from moodops.components.types import Recording
+
+
+class Dataset(ABC):
+    """A dataset on disk in its original layout.
+
+    Lifecycle: the constructor stores options and checks nothing on disk;
+    :meth:`subjects` lists what is there; :meth:`load_subject` reads and
+    validates one subject's files into :class:`Recording` objects.
+    """
+
+    name: ClassVar[str]
+    modalities: ClassVar[tuple[str, ...]] = ("eeg",)
+    label_names: ClassVar[tuple[str, ...]] = ()
+    targets: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, root: str | Path, subjects: Sequence[int] | None = None) -> None:
+        self.root = Path(root).expanduser()
+        self.requested_subjects = None if subjects is None else [int(s) for s in subjects]
+
+    @abstractmethod
+    def available_subjects(self) -> dict[int, Path]:
+        """Subject id → the file (or folder) holding it; raises DataError if none."""
+
+    @abstractmethod
+    def load_subject(self, subject: int) -> list[Recording]:
+        """Read and validate every trial of one subject."""
+
+    @abstractmethod
+    def make_targets(self, labels: dict[str, np.ndarray], target: str) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Raw label columns → (class index per row, class names)."""
+
+    def subjects(self) -> list[int]:
+        """The subjects this dataset object will load (requested ∩ available)."""
+        available = self.available_subjects()
+        if self.requested_subjects is None:
+            return sorted(available)
+        missing = sorted(set(self.requested_subjects) - set(available))
+        if missing:
+            raise DataError(
+                f"{self.root}: subject(s) {', '.join(map(str, missing))} not found "
+                f"(available: {_ranges(sorted(available))})"
+            )
+        return sorted(set(self.requested_subjects))
+
+    def source_files(self, subject: int) -> list[Path]:
+        path = self.available_subjects()[subject]
+        return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+    def fingerprint(self, subject: int) -> str:
+        """A cheap identity of the subject's source files: name, size, mtime."""
+        h = hashlib.sha256()
+        for p in self.source_files(subject):
+            st = p.stat()
+            h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        return h.hexdigest()[:16]
+
+    def check_target(self, target: str) -> None:
+        if target not in self.targets:
+            from moodops.components.errors import invalid_choice
+
+            raise ConfigError(invalid_choice("label", target, self.targets))
+
+    def options(self) -> dict[str, Any]:
+        """Options that change what load_subject returns (part of cache keys)."""
+        return {}
+
+
+def _ranges(values: list[int]) -> str:
+    """[1,2,3,5] → '1-3, 5'."""
+    out: list[str] = []
+    start = prev = None
+    for v in values:
+        if start is None:
+            start = prev = v
+        elif v == prev + 1:
+            prev = v
+        else:
+            out.append(f"{start}-{prev}" if start != prev else f"{start}")
+            start = prev = v
+    if start is not None:
+        out.append(f"{start}-{prev}" if start != prev else f"{start}")
+    return ", ".join(out) or "none"

@@ -1,0 +1,178 @@
+"""Synthetic DEAP in the real on-disk format.
+
+Signal model (per subject, per trial, 32 EEG channels at 128 Hz):
+
+1. Background: independent 1/f ("pink") noise per channel, shaped in the
+   frequency domain, about 15 µV RMS.
+2. Affect: the stimulus part (the last ``seconds``) gets label-dependent
+   band-power changes, applied as a spectral gain ``exp(β·s·bump(f))`` where
+   ``s = (rating - 5) / 4`` in [-1, 1]:
+
+   - valence: frontal alpha asymmetry (alpha up on right-frontal channels, down
+     on left-frontal ones) and temporal gamma up;
+   - arousal: central-parietal beta up, parieto-occipital alpha down;
+   - dominance: frontal-midline theta up;
+   - liking: frontal beta up (weaker).
+
+   ``β = 0.35 · effect``; ``effect`` scales every change (1 by default).
+3. Subjects differ: each has its own effect gain (0.6–1.4), individual
+   frequency shift of the bands (±1 Hz), log-power offsets per channel and
+   band, channel gains, and a channel-mixing matrix (volume conduction). So a
+   model can learn across subjects, but leave-one-subject-out is harder than
+   within-subject.
+4. The 3-s pre-trial baseline is background only.
+5. Peripheral channels 32–39 carry plausible slow signals (EOG blinks, EMG,
+   GSR drift, respiration, pulse, temperature); no affect is encoded there.
+
+Files: ``data_preprocessed_python/sXX.dat`` written as Python-2 pickles (see
+:mod:`legacy_pickle`), ``data`` float32 ``(trials, 40, samples)``, ``labels``
+float64 ``(trials, 4)`` with ratings in [1, 9] rounded to 2 decimals. Every
+file is written to a temporary name and renamed, so a crash leaves no partial
+``sXX.dat``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from moodops.components.datasets.deap import BASELINE_S, EEG_CHANNELS, SFREQ
+from moodops.components.datasets.legacy_pickle import dump_py2
+from moodops.components.errors import ConfigError
+
+# (label index, band (lo, hi) Hz, channels, sign, weight)
+_EFFECTS = (
+    (0, (8.0, 13.0), ("Fp2", "AF4", "F4", "F8", "FC6"), +1, 1.0),
+    (0, (8.0, 13.0), ("Fp1", "AF3", "F3", "F7", "FC5"), -1, 1.0),
+    (0, (31.0, 45.0), ("T7", "T8", "CP5", "CP6"), +1, 0.8),
+    (1, (14.0, 30.0), ("C3", "Cz", "C4", "CP1", "CP2", "P3", "Pz", "P4"), +1, 1.0),
+    (1, (8.0, 13.0), ("PO3", "PO4", "O1", "Oz", "O2"), -1, 1.0),
+    (2, (4.0, 8.0), ("Fz", "FC1", "FC2", "AF3", "AF4"), +1, 0.8),
+    (3, (14.0, 30.0), ("Fz", "F3", "F4"), +1, 0.5),
+)
+_BANDS = ((1, 4), (4, 8), (8, 14), (14, 31), (31, 50))
+
+
+def _bump(freqs: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """A smooth band indicator (raised-cosine edges of 1 Hz)."""
+    edge = 1.0
+    rise = np.clip((freqs - (lo - edge)) / edge, 0, 1)
+    fall = np.clip(((hi + edge) - freqs) / edge, 0, 1)
+    return (0.5 - 0.5 * np.cos(np.pi * rise)) * (0.5 - 0.5 * np.cos(np.pi * fall))
+
+
+def _pink(rng: np.random.Generator, shape: tuple[int, ...], n_times: int, gain: np.ndarray | None = None) -> np.ndarray:
+    """1/f noise of unit-ish RMS; ``gain`` (broadcast to the rfft) shapes it further."""
+    freqs = np.fft.rfftfreq(n_times, 1 / SFREQ)
+    spectrum = rng.standard_normal((*shape, len(freqs)), dtype=np.float32) + 1j * rng.standard_normal(
+        (*shape, len(freqs)), dtype=np.float32
+    )
+    amp = 1.0 / np.sqrt(np.maximum(freqs, 1.0))
+    amp[0] = 0.0
+    amp = amp.astype(np.float32)
+    spectrum *= amp if gain is None else amp * gain
+    x = np.fft.irfft(spectrum, n=n_times, axis=-1)
+    # irfft of unit complex normal bins has std 2·sqrt(Σ amp²)/n: scale that to 1.
+    return (x * (n_times / (2.0 * np.sqrt((amp.astype(np.float64) ** 2).sum())))).astype(np.float32)
+
+
+def _ratings(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Ratings in [1, 9] with both halves represented (like DEAP's spread)."""
+    r = rng.uniform(1.0, 9.0, size=(n, 4))
+    return np.round(r, 2)
+
+
+def _peripheral(rng: np.random.Generator, n_trials: int, n_times: int) -> np.ndarray:
+    t = np.arange(n_times) / SFREQ
+    out = np.empty((n_trials, 8, n_times), dtype=np.float32)
+    for k in range(n_trials):
+        blinks = np.zeros(n_times)
+        for onset in rng.uniform(0, t[-1], size=rng.integers(10, 30)):
+            blinks += 150 * np.exp(-0.5 * ((t - onset) / 0.08) ** 2)
+        walk = np.cumsum(rng.standard_normal((3, n_times)), axis=1) / np.sqrt(SFREQ)
+        out[k, 0] = 20 * walk[0] + rng.normal(0, 5, n_times)
+        out[k, 1] = blinks + 20 * walk[1]
+        out[k, 2] = rng.normal(0, 10, n_times)
+        out[k, 3] = rng.normal(0, 10, n_times)
+        out[k, 4] = 1500 + 50 * walk[2]
+        out[k, 5] = 300 * np.sin(2 * np.pi * rng.uniform(0.2, 0.35) * t)
+        out[k, 6] = 800 * np.sin(2 * np.pi * rng.uniform(1.0, 1.5) * t) ** 8
+        out[k, 7] = 32.0 + 0.01 * t
+    return out
+
+
+def synthesize_subject(
+    subject: int, n_trials: int = 40, seconds: float = 60.0, seed: int = 0, effect: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """One subject → (data float32 (trials, 40, samples), labels float64 (trials, 4))."""
+    rng = np.random.default_rng([seed, subject])
+    n_base = int(BASELINE_S * SFREQ)
+    n_stim = int(round(seconds * SFREQ))
+    n_ch = len(EEG_CHANNELS)
+    ch_index = {c: i for i, c in enumerate(EEG_CHANNELS)}
+    labels = _ratings(rng, n_trials)
+    s = ((labels - 5.0) / 4.0).astype(np.float32)
+
+    beta = 0.35 * effect
+    subject_gain = rng.uniform(0.6, 1.4)
+    shift = rng.uniform(-1.0, 1.0)
+    freqs = np.fft.rfftfreq(n_stim, 1 / SFREQ).astype(np.float32)
+    log_gain = np.zeros((n_trials, n_ch, len(freqs)), dtype=np.float32)
+    for label_k, (lo, hi), channels, sign, weight in _EFFECTS:
+        bump = _bump(freqs, lo + shift, hi + shift).astype(np.float32)
+        idx = [ch_index[c] for c in channels]
+        amount = beta * subject_gain * weight * sign * s[:, label_k]
+        log_gain[:, idx, :] += amount[:, None, None] * bump[None, None, :]
+    # Subject-specific band-power offsets (fixed over trials) make LOSO harder.
+    for lo, hi in _BANDS:
+        offsets = rng.normal(0.0, 0.25, size=n_ch).astype(np.float32)
+        log_gain += offsets[None, :, None] * _bump(freqs, lo, hi)[None, None, :]
+    stim = _pink(rng, (n_trials, n_ch), n_stim, np.exp(log_gain))
+    base = _pink(rng, (n_trials, n_ch), n_base)
+    eeg = np.concatenate([base, stim], axis=-1)
+    mixing = np.eye(n_ch, dtype=np.float32) + rng.normal(0, 0.15 / np.sqrt(n_ch), (n_ch, n_ch)).astype(np.float32)
+    channel_gain = np.exp(rng.normal(0.0, 0.2, n_ch)).astype(np.float32)
+    eeg = np.einsum("ij,tjs->tis", mixing * channel_gain[:, None] * 15.0, eeg, optimize=True)
+
+    data = np.empty((n_trials, 40, n_base + n_stim), dtype=np.float32)
+    data[:, :n_ch] = eeg
+    data[:, n_ch:] = _peripheral(rng, n_trials, n_base + n_stim)
+    return data, labels
+
+
+def write_synthetic_deap(
+    out: str | Path,
+    n_subjects: int = 32,
+    n_trials: int = 40,
+    seconds: float = 60.0,
+    seed: int = 0,
+    effect: float = 1.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write ``out/data_preprocessed_python/s01.dat …`` and return that folder."""
+    if not 1 <= n_subjects <= 99:
+        raise ConfigError(f"The 'subjects' parameter must be an int in [1, 99]. Got {n_subjects} instead.")
+    if n_trials < 1:
+        raise ConfigError(f"The 'trials' parameter must be >= 1. Got {n_trials} instead.")
+    if seconds < 1.0:
+        raise ConfigError(f"The 'seconds' parameter must be >= 1. Got {seconds} instead.")
+    folder = Path(out).expanduser() / "data_preprocessed_python"
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, subject in enumerate(range(1, n_subjects + 1)):
+        data, labels = synthesize_subject(subject, n_trials, seconds, seed, effect)
+        target = folder / f"s{subject:02d}.dat"
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                dump_py2({"labels": labels, "data": data}, f)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        if progress is not None:
+            progress(k + 1, n_subjects)
+    return folder

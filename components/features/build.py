@@ -1,0 +1,182 @@
+"""Dataset files → a window-level FeatureSet, cached per subject."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from moodops.components.datasets.base import Dataset
+from moodops.components.errors import ConfigError, invalid_choice
+from moodops.components.features.cache import FeatureCache, cache_key
+from moodops.components.features.spectral import DE_METHODS, differential_entropy, power_spectral_density
+from moodops.components.registry import Registry
+from moodops.components.types import FeatureSet
+
+logger = logging.getLogger(__name__)
+
+# Bump when a change to feature code changes its numbers: old cache entries
+# then stop matching.
+FEATURE_CODE_VERSION = 1
+
+FEATURES: Registry[Callable[..., np.ndarray]] = Registry("feature")
+FEATURES.register("de")(differential_entropy)
+FEATURES.register("psd")(power_spectral_density)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How windows and features are computed.
+
+    ``baseline_removal``: for datasets with a pre-trial baseline (DEAP),
+    subtract the baseline windows' mean feature per channel and band from
+    every trial window (off by default).
+    """
+
+    kind: str = "de"
+    method: str = "bandpass"
+    window_s: float = 1.0
+    step_s: float | None = None
+    bands: dict[str, tuple[float, float]] | None = None
+    baseline_removal: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in FEATURES:
+            FEATURES.get(self.kind)
+        if self.kind == "de" and self.method not in DE_METHODS:
+            raise ConfigError(invalid_choice("de_method", self.method, DE_METHODS))
+        if self.window_s <= 0:
+            raise ConfigError(f"The 'window_s' parameter must be > 0. Got {self.window_s} instead.")
+
+    def compute(self, x: np.ndarray, sfreq: float) -> np.ndarray:
+        if self.kind == "de":
+            return differential_entropy(x, sfreq, self.bands, self.window_s, self.step_s, method=self.method)
+        return power_spectral_density(x, sfreq, self.bands, self.window_s, self.step_s)
+
+
+def subject_features(dataset: Dataset, subject: int, config: FeatureConfig) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Compute one subject's window features → (x (n_rows, C, F), metadata columns)."""
+    recordings = dataset.load_subject(subject)
+    lengths = {r.data.shape for r in recordings}
+    if len(lengths) == 1:
+        sfreq = recordings[0].sfreq
+        per_trial = [config.compute(np.stack([r.data for r in recordings]), sfreq)]
+        if config.baseline_removal:
+            per_trial[0] = per_trial[0] - _baseline(recordings, config)
+    else:  # trials of different length: one call each
+        per_trial = [config.compute(r.data, r.sfreq)[None] for r in recordings]
+        if config.baseline_removal:
+            per_trial = [p - _baseline([r], config) for p, r in zip(per_trial, recordings)]
+    rows_x, meta = [], {k: [] for k in ("subject", "session", "trial", "window")}
+    labels: dict[str, list[float]] = {k: [] for k in recordings[0].labels}
+    flat = [f[i] for f in per_trial for i in range(len(f))]
+    for rec, feats in zip(recordings, flat):
+        n = feats.shape[0]
+        rows_x.append(feats)
+        meta["subject"].append(np.full(n, rec.subject, np.int32))
+        meta["session"].append(np.full(n, rec.session, np.int32))
+        meta["trial"].append(np.full(n, rec.trial, np.int32))
+        meta["window"].append(np.arange(n, dtype=np.int32))
+        for k, v in rec.labels.items():
+            labels[k].append(np.full(n, v, np.float64))
+    columns = {k: np.concatenate(v) for k, v in meta.items()}
+    columns.update({k: np.concatenate(v) for k, v in labels.items()})
+    return np.concatenate(rows_x).astype(np.float32), columns
+
+
+def _baseline(recordings, config: FeatureConfig) -> np.ndarray:
+    if "baseline" not in recordings[0].extra:
+        raise ConfigError("baseline_removal needs a dataset with a pre-trial baseline (e.g. deap)")
+    base = np.stack([r.extra["baseline"] for r in recordings])
+    return config.compute(base, recordings[0].sfreq).mean(axis=1, keepdims=True)
+
+
+def build_features(
+    dataset: Dataset,
+    config: FeatureConfig,
+    cache_dir: str | Path | None,
+    progress: Callable[[int, int, int, bool], None] | None = None,
+) -> FeatureSet:
+    """Window-level features for every selected subject of ``dataset``.
+
+    Each subject is cached on its own (keyed by its files' fingerprint, the
+    dataset options, the feature config and :data:`FEATURE_CODE_VERSION`), so
+    subsets and reruns reuse work. ``progress(done, total, subject, hit)`` is
+    called after each subject.
+    """
+    import pyarrow as pa
+
+    cache = FeatureCache(cache_dir) if cache_dir is not None else None
+    subjects = dataset.subjects()
+    xs, tables, hits = [], [], 0
+    for k, subject in enumerate(subjects):
+        key = cache_key(
+            {
+                "dataset": dataset.name,
+                "options": dataset.options(),
+                "source": dataset.fingerprint(subject),
+                "subject": subject,
+                "features": asdict(config),
+                "version": FEATURE_CODE_VERSION,
+            }
+        )
+        entry = cache.get(key) if cache is not None else None
+        if entry is None:
+            x, columns = subject_features(dataset, subject, config)
+            table = pa.table(columns)
+            if cache is not None:
+                cache.put(key, x, table, {"dataset": dataset.name, "subject": subject})
+        else:
+            x, table = entry
+            hits += 1
+        xs.append(x)
+        tables.append(table)
+        if progress is not None:
+            progress(k + 1, len(subjects), subject, entry is not None)
+    meta = pa.concat_tables(tables)
+    x = np.concatenate(xs) if len(xs) > 1 else xs[0]
+    logger.info("features: %d subjects, %d from cache, x %s", len(subjects), hits, x.shape)
+    return FeatureSet(
+        x=x,
+        meta=meta,
+        axes=("channel", "band"),
+        info={"cache_hits": hits, "subjects": subjects, "feature": asdict(config)},
+    )
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    return cache_key({s: dataset.fingerprint(s) for s in dataset.subjects()})[:16]
+
+
+def make_sequences(features: FeatureSet, seq_len: int, step: int | None = None) -> FeatureSet:
+    """Group consecutive windows of each trial into samples of ``seq_len`` windows.
+
+    ``x (n_windows_total, C, F)`` → ``(n_samples, seq_len, C, F)``; windows that
+    do not fill a sequence at a trial's end are dropped. Metadata rows keep the
+    first window of each sequence.
+    """
+    if seq_len < 1:
+        raise ConfigError(f"The 'seq_len' parameter must be >= 1. Got {seq_len} instead.")
+    step = step or seq_len
+    if seq_len == 1:
+        return FeatureSet(features.x[:, None], features.meta, ("window", *features.axes), features.y,
+                          features.class_names, dict(features.info))
+    meta = features.meta
+    keys = np.stack([features.column(c) for c in ("subject", "session", "trial")], axis=1)
+    window = features.column("window")
+    # A sequence may start at row i when rows i..i+seq_len-1 are the same trial, consecutive windows.
+    n = len(window)
+    if n < seq_len:
+        raise ConfigError(f"only {n} windows, fewer than seq_len={seq_len}")
+    same = np.all(keys[seq_len - 1:] == keys[: n - seq_len + 1], axis=1)
+    consecutive = (window[seq_len - 1:] - window[: n - seq_len + 1]) == seq_len - 1
+    starts = np.flatnonzero(same & consecutive & (window[: n - seq_len + 1] % step == 0))
+    if len(starts) == 0:
+        raise ConfigError(f"no trial has {seq_len} consecutive windows (seq_len too large)")
+    idx = starts[:, None] + np.arange(seq_len)[None, :]
+    x = features.x[idx]
+    y = None if features.y is None else features.y[starts]
+    return FeatureSet(x, meta.take(starts), ("window", *features.axes), y, features.class_names, dict(features.info))

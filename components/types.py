@@ -1,0 +1,98 @@
+"""Core value types. All are plain and picklable: they cross the Ray boundary."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Recording:
+    """One trial of one subject.
+
+    data : ndarray, shape (n_channels, n_times)
+        EEG in volts or microvolts as the dataset stores it.
+    labels : dict
+        Every target the dataset has for this trial (raw values, e.g. ratings).
+    extra : dict
+        Other modalities aligned to the same trial (peripheral, eye, face), each
+        an ndarray whose first axis is time or window.
+    """
+
+    subject: int
+    session: int
+    trial: int
+    data: np.ndarray
+    sfreq: float
+    ch_names: tuple[str, ...]
+    labels: dict[str, float]
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class FeatureSet:
+    """A feature tensor plus one metadata row per sample.
+
+    x : ndarray, shape (n_samples, ...)
+        The axes are named in ``axes`` (e.g. ``("window", "channel", "band")``).
+    meta : pyarrow.Table
+        Columns ``subject``, ``session``, ``trial``, ``window`` and one column per
+        raw label the dataset has.
+    y : ndarray of int64, shape (n_samples,) or None
+        Class indices once a target has been chosen.
+    """
+
+    x: np.ndarray
+    meta: Any  # pyarrow.Table; typed loosely so this module does not import pyarrow
+    axes: tuple[str, ...]
+    y: np.ndarray | None = None
+    class_names: tuple[str, ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.x) != self.meta.num_rows:
+            raise ValueError(f"x has {len(self.x)} samples but meta has {self.meta.num_rows} rows")
+        if self.x.ndim - 1 != len(self.axes):
+            raise ValueError(f"x has shape {self.x.shape} but axes name {len(self.axes)} sample axes")
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.x)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.meta.column(name).to_numpy()
+
+
+@dataclass
+class Fold:
+    """Row indices into a FeatureSet, built deterministically from a seed."""
+
+    name: str
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    test_subjects: tuple[int, ...]
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for part in ("train", "validation", "test"):
+            setattr(self, part, np.asarray(getattr(self, part), dtype=np.int64))
+
+
+@dataclass
+class FoldResult:
+    """What one fold hands back to the driver."""
+
+    fold: str
+    test_subjects: tuple[int, ...]
+    metrics: dict[str, float]
+    confusion: np.ndarray
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    history: list[dict[str, float]]
+    weights: bytes
+    timing: dict[str, float]
+    params: dict[str, Any] = field(default_factory=dict)
+    node_id: str = ""
+    device: str = "cpu"
