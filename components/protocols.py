@@ -1,0 +1,162 @@
+"""Evaluation protocols: how samples are split into train / validation / test.
+
+Protocols follow scikit-learn's splitters: the constructor stores options,
+``split(features)`` returns the folds and ``get_n_splits(features)`` counts
+them. Every fold's validation part is carved out of its training part only
+(used for early stopping), so the test part never shapes training.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from moodops.components.errors import ConfigError, invalid_choice
+from moodops.components.registry import Registry
+from moodops.components.types import FeatureSet, Fold
+
+logger = logging.getLogger(__name__)
+
+SPLIT_LEVELS = ("trial", "window")
+
+
+class LeakageWarning(UserWarning):
+    """A protocol lets test samples share trials with training samples."""
+
+
+def trial_groups(features: FeatureSet) -> np.ndarray:
+    """One integer id per (subject, session, trial): windows of a trial share it."""
+    keys = np.stack([features.column(c).astype(np.int64) for c in ("subject", "session", "trial")], axis=1)
+    _, ids = np.unique(keys, axis=0, return_inverse=True)
+    return ids.reshape(-1)
+
+
+def leakage_fraction(features: FeatureSet, fold: Fold) -> float:
+    """Fraction of test samples whose (subject, session, trial) also appears in training."""
+    if len(fold.test) == 0:
+        return 0.0
+    groups = trial_groups(features)
+    seen = np.isin(groups[fold.test], groups[np.concatenate([fold.train, fold.validation])])
+    return float(seen.mean())
+
+
+def _carve_validation(rows: np.ndarray, groups: np.ndarray | None, fraction: float,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``rows`` into (train, validation), by whole groups when ``groups`` is given."""
+    if fraction <= 0:
+        return rows, rows[:0]
+    if groups is None:
+        perm = rng.permutation(rows)
+        n_val = max(1, int(round(fraction * len(rows))))
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    unique = np.unique(groups[rows])
+    if len(unique) < 2:
+        raise ConfigError("cannot carve a validation part: the training part holds a single trial")
+    chosen = rng.permutation(unique)[: max(1, int(round(fraction * len(unique))))]
+    is_val = np.isin(groups[rows], chosen)
+    return rows[~is_val], rows[is_val]
+
+
+class Protocol(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, val_fraction: float = 0.1, seed: int = 0) -> None:
+        if not 0.0 <= val_fraction < 1.0:
+            raise ConfigError(
+                f"The 'val_fraction' parameter must be a float in [0, 1). Got {val_fraction} instead."
+            )
+        self.val_fraction = float(val_fraction)
+        self.seed = int(seed)
+
+    @abstractmethod
+    def split(self, features: FeatureSet) -> list[Fold]:
+        """Build every fold."""
+
+    def get_n_splits(self, features: FeatureSet) -> int:
+        return len(self.split(features))
+
+
+class LeaveOneSubjectOut(Protocol):
+    """One fold per subject: that subject is the test part, the rest train.
+
+    The validation part is ``val_fraction`` of the training subjects' trials
+    (whole trials), drawn with the fold's own seed.
+    """
+
+    name: ClassVar[str] = "loso"
+
+    def split(self, features: FeatureSet) -> list[Fold]:
+        subjects = features.column("subject")
+        unique = np.unique(subjects)
+        if len(unique) < 2:
+            raise ConfigError(f"leave-one-subject-out needs at least 2 subjects, got {len(unique)}")
+        groups = trial_groups(features)
+        rows = np.arange(len(subjects))
+        folds = []
+        for k, s in enumerate(unique):
+            rng = np.random.default_rng([self.seed, k])
+            train, val = _carve_validation(rows[subjects != s], groups, self.val_fraction, rng)
+            folds.append(Fold(f"subject-{int(s):02d}", train, val, rows[subjects == s], (int(s),), self.seed))
+        return folds
+
+    def get_n_splits(self, features: FeatureSet) -> int:
+        return len(np.unique(features.column("subject")))
+
+
+class TrainTestSplit(Protocol):
+    """A single ``ratio`` : ``1 - ratio`` split.
+
+    ``split_level="trial"`` (default) keeps every trial's windows on one side,
+    since DEAP and SEED labels are per trial and neighbouring windows share
+    signal. ``"window"`` shuffles windows, reproducing the random 8:2 setting
+    of the Mood Reader paper; test windows then share trials with training
+    windows, so it leaks, and says so with a :class:`LeakageWarning`.
+    """
+
+    name: ClassVar[str] = "split"
+
+    def __init__(self, ratio: float = 0.8, split_level: str = "trial", val_fraction: float = 0.1, seed: int = 0) -> None:
+        super().__init__(val_fraction, seed)
+        if not 0.0 < ratio < 1.0:
+            raise ConfigError(f"The 'ratio' parameter of split must be a float in (0, 1). Got {ratio} instead.")
+        if split_level not in SPLIT_LEVELS:
+            raise ConfigError(invalid_choice("split_level", split_level, SPLIT_LEVELS))
+        self.ratio = float(ratio)
+        self.split_level = split_level
+
+    def split(self, features: FeatureSet) -> list[Fold]:
+        rng = np.random.default_rng([self.seed, 0])
+        rows = np.arange(features.n_samples)
+        subjects = tuple(int(s) for s in np.unique(features.column("subject")))
+        if self.split_level == "window":
+            message = ("split_level='window' shuffles windows across train and test: test windows share "
+                       "trials with training windows, so accuracy is optimistic (leaks)")
+            warnings.warn(message, LeakageWarning, stacklevel=2)
+            logger.warning(message)
+            perm = rng.permutation(rows)
+            n_train = int(round(self.ratio * len(rows)))
+            train, test = np.sort(perm[:n_train]), np.sort(perm[n_train:])
+            train, val = _carve_validation(train, None, self.val_fraction, rng)
+        else:
+            groups = trial_groups(features)
+            unique = rng.permutation(np.unique(groups))
+            n_train = int(round(self.ratio * len(unique)))
+            if n_train < 1 or n_train >= len(unique):
+                raise ConfigError(
+                    f"ratio={self.ratio} of {len(unique)} trials leaves an empty train or test part"
+                )
+            is_train = np.isin(groups, unique[:n_train])
+            train, val = _carve_validation(rows[is_train], groups, self.val_fraction, rng)
+            test = rows[~is_train]
+        return [Fold(f"split-{self.split_level}", train, val, test, subjects, self.seed)]
+
+    def get_n_splits(self, features: FeatureSet) -> int:
+        return 1
+
+
+PROTOCOLS: Registry[type[Protocol]] = Registry("protocol")
+PROTOCOLS.register("loso")(LeaveOneSubjectOut)
+PROTOCOLS.register("split")(TrainTestSplit)

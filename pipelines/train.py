@@ -1,0 +1,125 @@
+"""Training configuration and a supervised training loop with early stopping."""
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from moodops.components.errors import ConfigError
+from moodops.pipelines.hooks import Hooks
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a fold needs to train and test one model.
+
+    ``patience``: stop after this many epochs without a lower validation loss
+    and restore the best epoch's weights (needs a validation part).
+    ``device``: ``"auto"`` uses CUDA when this process can see a GPU.
+    ``num_threads``: torch intra-op threads (the Ray task's CPU allotment).
+    """
+
+    model: str = "stib"
+    model_params: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 5
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"The 'epochs' parameter must be an int >= 1. Got {self.epochs} instead.")
+        if self.batch_size < 1:
+            raise ConfigError(f"The 'batch_size' parameter must be an int >= 1. Got {self.batch_size} instead.")
+        if not self.lr > 0:
+            raise ConfigError(f"The 'lr' parameter must be a float > 0. Got {self.lr} instead.")
+        if self.patience < 1:
+            raise ConfigError(f"The 'patience' parameter must be an int >= 1. Got {self.patience} instead.")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"The 'device' parameter must be 'auto', 'cpu' or 'cuda[:N]'. Got '{self.device}' instead.")
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device '{name}' requested but CUDA is not available in this process")
+    return torch.device(name)
+
+
+def _evaluate(model, x, y, batch_size: int, loss_fn) -> tuple[float, np.ndarray]:
+    import torch
+
+    model.eval()
+    total, preds = 0.0, []
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            logits = model(x[start:start + batch_size])
+            total += float(loss_fn(logits, y[start:start + batch_size])) * len(logits)
+            preds.append(logits.argmax(dim=1))
+    pred = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, np.int64)
+    return total / max(1, len(x)), pred
+
+
+def fit(model, config: TrainConfig, fold: str, x_train, y_train, x_val, y_val, hooks: Hooks,
+        generator) -> tuple[list[dict[str, float]], int]:
+    """Train ``model`` in place; return (per-epoch history, best epoch).
+
+    Tensors must already be on the model's device. With a validation part the
+    weights of the epoch with the lowest validation loss are restored.
+    """
+    import torch
+
+    loss_fn = torch.nn.CrossEntropyLoss()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    history: list[dict[str, float]] = []
+    best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
+    n = len(x_train)
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(n, generator=generator).to(x_train.device)
+        total_loss, correct = 0.0, 0
+        for start in range(0, n, config.batch_size):
+            idx = order[start:start + config.batch_size]
+            if len(idx) < 2 and n > 1:  # BatchNorm-style layers need 2 samples
+                continue
+            logits = model(x_train[idx])
+            loss = loss_fn(logits, y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == y_train[idx]).sum())
+        if not np.isfinite(total_loss):
+            raise FloatingPointError(f"{fold}: training loss became non-finite in epoch {epoch} (lr={config.lr})")
+        metrics = {"train_loss": total_loss / n, "train_accuracy": correct / n}
+        if len(x_val):
+            val_loss, val_pred = _evaluate(model, x_val, y_val, config.batch_size * 4, loss_fn)
+            metrics.update(val_loss=val_loss, val_accuracy=float((val_pred == y_val.cpu().numpy()).mean()))
+        history.append(metrics)
+        hooks.on_epoch_end(fold, epoch, metrics)
+        if len(x_val):
+            if metrics["val_loss"] < best_loss - 1e-6:
+                best_loss, best_epoch, stale = metrics["val_loss"], epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    logger.debug("%s: early stop at epoch %d (best %d)", fold, epoch, best_epoch)
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        best_epoch = len(history)
+    return history, best_epoch
