@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from moodops.components.errors import ConfigError, DataError
+from moodops.components.errors import ConfigError, DataError, invalid_choice
 from moodops.components.types import Recording
 
 
@@ -67,11 +67,10 @@ class Dataset(ABC):
             h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
         return h.hexdigest()[:16]
 
-    def check_target(self, target: str) -> None:
-        if target not in self.targets:
-            from moodops.components.errors import invalid_choice
-
-            raise ConfigError(invalid_choice("label", target, self.targets))
+    @classmethod
+    def check_target(cls, target: str) -> None:
+        if target not in cls.targets:
+            raise ConfigError(invalid_choice("label", target, cls.targets))
 
     def options(self) -> dict[str, Any]:
         """Options that change what load_subject returns (part of cache keys)."""

@@ -1,0 +1,226 @@
+"""RunConfig: every setting of a run, from four sources.
+
+Precedence: CLI flag > ``MOODOPS_*`` environment variable > YAML file
+(``--config``) > defaults. Unknown keys in a YAML file or unknown
+``MOODOPS_*`` variables are errors, so a typo never silently does nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from moodops.components.errors import ConfigError, did_you_mean
+
+# Environment variables that are not RunConfig keys but are read elsewhere.
+_OTHER_ENV = {"MOODOPS_CACHE", "MOODOPS_TEST_DEVICE", "MOODOPS_DEBUG"}
+
+
+@dataclass
+class RunConfig:
+    """A whole run: data, protocol, model, training, resources and tracking."""
+
+    protocol: str = "loso"
+    dataset: str = "deap"
+    root: str | None = None
+    synthetic: bool = False
+    label: str = "valence"
+    subjects: list[int] | None = None
+    # labels
+    threshold: float = 5.0
+    comparison: str = ">"
+    # features
+    feature: str = "de"
+    de_method: str = "bandpass"
+    window_s: float = 1.0
+    seq_len: int = 4
+    baseline_removal: bool = False
+    # protocol
+    ratio: float = 0.8
+    split_level: str = "trial"
+    val_fraction: float = 0.1
+    # model and training
+    model: str = "stib"
+    model_params: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 5
+    seed: int = 0
+    # resources
+    cpus_per_fold: float = 1.0
+    gpus_per_fold: float = 0.0
+    max_retries: int = 2
+    address: str | None = None
+    # tracking and outputs
+    tracking_uri: str | None = None
+    experiment: str = "moodops"
+    output_json: str | None = None
+    cache_dir: str | None = None
+    # the synthetic dataset used by --synthetic
+    synthetic_subjects: int = 32
+    synthetic_trials: int = 40
+    synthetic_seconds: float = 60.0
+    synthetic_effect: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.cpus_per_fold <= 0:
+            raise ConfigError(f"The 'cpus_per_fold' parameter must be > 0. Got {self.cpus_per_fold} instead.")
+        if self.gpus_per_fold < 0:
+            raise ConfigError(f"The 'gpus_per_fold' parameter must be >= 0. Got {self.gpus_per_fold} instead.")
+        if self.gpus_per_fold > 1 and self.gpus_per_fold != int(self.gpus_per_fold):
+            raise ConfigError(
+                f"The 'gpus_per_fold' parameter must be a fraction <= 1 or a whole number. Got {self.gpus_per_fold}."
+            )
+        if self.max_retries < 0:
+            raise ConfigError(f"The 'max_retries' parameter must be >= 0. Got {self.max_retries} instead.")
+        if self.seq_len < 1:
+            raise ConfigError(f"The 'seq_len' parameter must be >= 1. Got {self.seq_len} instead.")
+        if self.root is None and not self.synthetic:
+            raise ConfigError("no data: pass --root DIR (the dataset on disk) or --synthetic")
+        if self.root is not None and self.synthetic:
+            raise ConfigError("--root and --synthetic exclude each other: choose one")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def config_hash(self) -> str:
+        """Hash of everything that changes results (not where they are sent or how fast)."""
+        ignore = {"address", "tracking_uri", "experiment", "output_json", "cache_dir", "cpus_per_fold",
+                  "gpus_per_fold", "max_retries"}
+        data = {k: v for k, v in self.to_dict().items() if k not in ignore}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+_HINTS = get_type_hints(RunConfig)
+KEYS = tuple(f.name for f in fields(RunConfig))
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """Convert ``value`` (a YAML value or an environment string) to the key's type."""
+    hint = _HINTS[key]
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if value is None:
+        if type(None) in get_args(hint):
+            return None
+        raise ConfigError(f"{source}: '{key}' cannot be empty")
+    base = args[0] if args else hint
+    origin = get_origin(base) or base
+    try:
+        if origin is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if origin is list:
+            return parse_int_list(value) if isinstance(value, str) else [int(v) for v in value]
+        if origin is dict:
+            if isinstance(value, str):
+                value = json.loads(value)
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return dict(value)
+        if origin is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if origin is float:
+            return float(value)
+        return str(value)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{source}: '{key}' must be {getattr(origin, '__name__', origin)}, got {value!r}") from None
+
+
+def parse_int_list(text: str) -> list[int]:
+    """'1,2,5-7' → [1, 2, 5, 6, 7]."""
+    out: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise ConfigError(f"cannot read '{part}' in the list '{text}' (use e.g. 1,2,5-7)") from None
+    if not out:
+        raise ConfigError(f"the list '{text}' is empty")
+    return out
+
+
+def _check_keys(keys: Mapping[str, Any], source: str) -> None:
+    for key in keys:
+        if key not in KEYS:
+            raise ConfigError(f"{source}: unknown key '{key}'.{did_you_mean(key, KEYS)}")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys to values, got {type(data).__name__}")
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    _check_keys(data, str(path))
+    return {k: _coerce(k, v, str(path)) for k, v in data.items()}
+
+
+def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    out = {}
+    for name, value in environ.items():
+        if not name.startswith("MOODOPS_") or name in _OTHER_ENV:
+            continue
+        key = name[len("MOODOPS_"):].lower()
+        if key not in KEYS:
+            options = [f"MOODOPS_{k.upper()}" for k in KEYS]
+            raise ConfigError(f"environment: unknown variable {name}.{did_you_mean(name, options)}")
+        out[key] = _coerce(key, value, f"environment variable {name}")
+    return out
+
+
+def resolve_config(
+    cli: Mapping[str, Any] | None = None,
+    yaml_path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunConfig:
+    """Merge defaults < YAML < environment < CLI (``None`` CLI values are unset)."""
+    merged: dict[str, Any] = {}
+    if yaml_path is not None:
+        merged.update(load_yaml(yaml_path))
+    merged.update(from_env(os.environ if environ is None else environ))
+    cli = {k: v for k, v in (cli or {}).items() if v is not None}
+    _check_keys(cli, "command line")
+    merged.update({k: _coerce(k, v, "command line") for k, v in cli.items()})
+    return RunConfig(**merged)
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("MOODOPS_CACHE")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("moodops"))

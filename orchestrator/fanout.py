@@ -1,0 +1,158 @@
+"""Ray fan-out: one task per fold, results handled as they finish."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from moodops.components.errors import ConfigError, MoodopsError
+from moodops.components.types import FeatureSet, Fold, FoldResult
+from moodops.pipelines.train import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+class FoldFailedError(MoodopsError):
+    """A fold raised; the message names the fold and the cause."""
+
+    def __init__(self, fold: str, cause: BaseException | str) -> None:
+        self.fold = fold
+        self.cause = cause
+        text = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
+        super().__init__(f"fold {fold} failed: {str(text).strip().splitlines()[-1] if text else ''}")
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    running: int
+    elapsed_s: float
+    eta_s: float | None
+    mean_accuracy: float | None
+
+
+def _fold_task(config: TrainConfig, fold: Fold, features: FeatureSet, num_threads: int) -> FoldResult:
+    """Runs inside a Ray worker: threads set to the task's CPU allotment."""
+    import ray
+    import torch
+
+    from moodops.pipelines.evaluate import run_fold
+    from moodops.pipelines.hooks import LoggingHooks
+
+    torch.set_num_threads(num_threads)
+    result = run_fold(dataclasses.replace(config, num_threads=num_threads), fold, features, LoggingHooks())
+    result.node_id = ray.get_runtime_context().get_node_id()
+    return result
+
+
+def init_ray(address: str | None, num_cpus: int | None = None) -> bool:
+    """Join ``address`` (or ``RAY_ADDRESS``) or start a local Ray; True if we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
+                                  logging_level=logging.ERROR if quiet else logging.INFO)
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, **kwargs)
+    except ConnectionError as e:
+        raise ConfigError(f"cannot join the Ray cluster at '{address}': {str(e).splitlines()[0]}") from None
+    return True
+
+
+def check_resources(cpus_per_fold: float, gpus_per_fold: float, local: bool) -> dict[str, float]:
+    import ray
+
+    total = ray.cluster_resources()
+    problems = []
+    if total.get("CPU", 0.0) < cpus_per_fold:
+        problems.append(f"--cpus-per-fold {cpus_per_fold} but the cluster has {total.get('CPU', 0.0):g} CPUs")
+    if gpus_per_fold > 0 and total.get("GPU", 0.0) < gpus_per_fold:
+        problems.append(f"--gpus-per-fold {gpus_per_fold} but the cluster has {total.get('GPU', 0.0):g} GPUs")
+    if problems:
+        message = "; ".join(problems)
+        if local:
+            raise ConfigError(f"folds cannot be scheduled: {message}")
+        logger.warning("%s (waiting for the autoscaler)", message)
+    return total
+
+
+def run_folds(
+    folds: list[Fold],
+    features: FeatureSet,
+    config: TrainConfig,
+    *,
+    cpus_per_fold: float,
+    gpus_per_fold: float,
+    max_retries: int,
+    on_result: Callable[[Fold, FoldResult], None],
+    on_progress: Callable[[Progress], None] | None = None,
+    on_abandon: Callable[[Fold, str], None] | None = None,
+) -> list[FoldResult]:
+    """Submit every fold, call ``on_result`` as each finishes, return all results.
+
+    A worker process that dies is retried ``max_retries`` times by Ray; a
+    Python error inside a fold is not retried: it cancels the remaining
+    folds (``on_abandon`` for each) and raises :class:`FoldFailedError`.
+    """
+    import ray
+    from ray.exceptions import GetTimeoutError, RayError, RayTaskError, TaskCancelledError
+
+    features_ref = ray.put(features)
+    threads = max(1, int(math.floor(cpus_per_fold)))
+    remote = ray.remote(_fold_task).options(
+        num_cpus=cpus_per_fold, num_gpus=gpus_per_fold, max_retries=max_retries, retry_exceptions=False
+    )
+    pending = {remote.remote(config, fold, features_ref, threads): fold for fold in folds}
+    results: list[FoldResult] = []
+    start = time.monotonic()
+    last_report = 0.0
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            for ref in ready:
+                fold = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except RayTaskError as e:
+                    cause = e.cause if getattr(e, "cause", None) is not None else str(e)
+                    raise FoldFailedError(fold.name, cause) from None
+                except (TaskCancelledError, GetTimeoutError) as e:
+                    raise FoldFailedError(fold.name, e) from None
+                except RayError as e:  # worker or node died after all retries
+                    raise FoldFailedError(fold.name, f"{type(e).__name__}: {e}") from None
+                results.append(result)
+                on_result(fold, result)
+            now = time.monotonic()
+            if on_progress is not None and (ready or now - last_report >= 1.0):
+                last_report = now
+                on_progress(_progress(results, len(folds), len(pending), now - start))
+    except BaseException as e:
+        reason = f"abandoned: {e}" if not isinstance(e, KeyboardInterrupt) else "interrupted"
+        for ref, fold in pending.items():
+            ray.cancel(ref, force=True)
+            if on_abandon is not None:
+                on_abandon(fold, reason)
+        raise
+    return results
+
+
+def _progress(results: list[FoldResult], total: int, running: int, elapsed: float) -> Progress:
+    done = len(results)
+    eta = None
+    if done:
+        mean_fold = elapsed / done
+        eta = mean_fold * (total - done)
+    acc = sum(r.metrics["accuracy"] for r in results) / done if done else None
+    return Progress(done, total, min(running, total - done), elapsed, eta, acc)

@@ -1,0 +1,256 @@
+"""`moodops run`: dataset → features → folds → Ray → MLflow → summary."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from moodops.components.datasets import DATASETS
+from moodops.components.errors import ConfigError
+from moodops.components.features import FeatureConfig, build_features, dataset_fingerprint, make_sequences
+from moodops.components.models import MODELS
+from moodops.components.protocols import PROTOCOLS, LeaveOneSubjectOut, TrainTestSplit, leakage_fraction
+from moodops.components.types import FeatureSet, Fold, FoldResult
+from moodops.orchestrator.config import RunConfig, default_cache_dir
+from moodops.orchestrator.fanout import Progress
+from moodops.pipelines.train import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+SYNTHETIC_VERSION = 1
+
+
+class Reporter:
+    """What the user sees while a run goes on; the CLI supplies a real one."""
+
+    def status(self, message: str) -> None:
+        logger.info(message)
+
+    def progress(self, progress: Progress) -> None:
+        logger.info("folds %d/%d", progress.done, progress.total)
+
+    def fold_done(self, fold: Fold, result: FoldResult) -> None:
+        logger.info("%s accuracy %.3f", fold.name, result.metrics["accuracy"])
+
+
+@dataclass
+class RunSummary:
+    parent_run_id: str
+    experiment_id: str
+    tracking_uri: str
+    folds: list[dict[str, Any]]
+    aggregate: dict[str, float]
+    leakage: float
+    config_hash: str
+    dataset_fingerprint: str
+    wall_s: float
+    chance: float
+    class_names: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def ensure_synthetic_deap(cache_dir: Path, config: RunConfig, reporter: Reporter) -> Path:
+    """The synthetic DEAP for ``--synthetic``: generated once into the cache dir."""
+    from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+
+    name = (f"deap-v{SYNTHETIC_VERSION}-s{config.synthetic_subjects}-t{config.synthetic_trials}"
+            f"-{config.synthetic_seconds:g}s-e{config.synthetic_effect:g}")
+    final = cache_dir / "synthetic" / name
+    if (final / ".complete").is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=final.parent))
+    reporter.status(f"generating synthetic DEAP ({config.synthetic_subjects} subjects × "
+                    f"{config.synthetic_trials} trials × {config.synthetic_seconds:g} s) into {final}")
+    try:
+        write_synthetic_deap(
+            tmp, config.synthetic_subjects, config.synthetic_trials, config.synthetic_seconds, seed=0,
+            effect=config.synthetic_effect,
+            progress=lambda done, total: reporter.status(f"synthetic DEAP: subject {done}/{total}"),
+        )
+        (tmp / ".complete").write_text("ok\n")
+        if final.exists():  # an incomplete leftover from an interrupted build
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except FileExistsError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _protocol(config: RunConfig):
+    cls = PROTOCOLS.get(config.protocol)
+    if cls is TrainTestSplit:
+        return cls(ratio=config.ratio, split_level=config.split_level, val_fraction=config.val_fraction,
+                   seed=config.seed)
+    if cls is LeaveOneSubjectOut:
+        return cls(val_fraction=config.val_fraction, seed=config.seed)
+    return cls(seed=config.seed)
+
+
+def validate_names(config: RunConfig) -> None:
+    """Fail before any work for unknown names or a modality the dataset lacks."""
+    dataset_cls = DATASETS.get(config.dataset)
+    PROTOCOLS.get(config.protocol)
+    info = MODELS.get(config.model)
+    dataset_cls.check_target(config.label)
+    missing = [m for m in info.modalities if m not in dataset_cls.modalities]
+    if missing:
+        raise ConfigError(f"model '{config.model}' needs modality {', '.join(missing)}, which dataset "
+                          f"'{config.dataset}' does not have (it has {', '.join(dataset_cls.modalities)})")
+
+
+def train_config(config: RunConfig) -> TrainConfig:
+    return TrainConfig(model=config.model, model_params=dict(config.model_params), epochs=config.epochs,
+                       batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
+                       patience=config.patience, seed=config.seed)
+
+
+def prepare_features(config: RunConfig, reporter: Reporter) -> tuple[FeatureSet, Any]:
+    """Load (or generate) the dataset and build the labelled model-input feature set."""
+    cache_dir = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
+    if config.synthetic:
+        if config.dataset != "deap":
+            raise ConfigError(f"--synthetic is available for 'deap' only, not '{config.dataset}'")
+        root = ensure_synthetic_deap(cache_dir, config, reporter)
+    else:
+        root = Path(config.root)
+    dataset_cls = DATASETS.get(config.dataset)
+    dataset = dataset_cls(root, subjects=config.subjects, threshold=config.threshold, comparison=config.comparison)
+    feature_config = FeatureConfig(kind=config.feature, method=config.de_method, window_s=config.window_s,
+                                   baseline_removal=config.baseline_removal)
+    t0 = time.perf_counter()
+    windows = build_features(
+        dataset, feature_config, cache_dir / "features",
+        progress=lambda done, total, subject, hit: reporter.status(
+            f"features: subject {subject} ({done}/{total}){' from cache' if hit else ''}"),
+    )
+    reporter.status(f"features ready: {windows.x.shape[0]} windows × {windows.x.shape[1:]} "
+                    f"in {time.perf_counter() - t0:.1f} s ({windows.info['cache_hits']} subjects from cache)")
+    samples = make_sequences(windows, config.seq_len)
+    labels = {k: samples.column(k) for k in dataset.label_names}
+    y, names = dataset.make_targets(labels, config.label)
+    samples = dataclasses.replace(samples, y=y, class_names=names)
+    samples.info["fingerprint"] = dataset_fingerprint(dataset)
+    samples.info["root"] = str(root)
+    return samples, dataset
+
+
+def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
+    """Run one protocol end to end and return its summary (also in MLflow)."""
+    from moodops.orchestrator.fanout import check_resources, init_ray, run_folds
+    from moodops.orchestrator.report import (aggregate, plot_confusion, plot_fold_accuracy,
+                                             write_fold_table)
+    from moodops.orchestrator.tracking import Tracker, git_commit
+
+    reporter = reporter or Reporter()
+    validate_names(config)
+    t_start = time.perf_counter()
+    tracker = Tracker(config.tracking_uri, config.experiment)
+    run_name = f"{config.protocol}-{config.dataset}-{config.label}-{config.model}"
+    parent = tracker.start_parent(run_name, config.to_dict(), {
+        "moodops.config_hash": config.config_hash(), "moodops.git_commit": git_commit(),
+        "moodops.protocol": config.protocol, "moodops.dataset": config.dataset, "moodops.model": config.model,
+        "moodops.label": config.label, "moodops.seed": str(config.seed),
+    })
+    reporter.status(f"MLflow parent run {parent} in experiment '{config.experiment}' ({tracker.uri})")
+    children: dict[str, str] = {}
+    started_ray = False
+    try:
+        features, _ = prepare_features(config, reporter)
+        folds = _protocol(config).split(features)
+        leakage = {f.name: leakage_fraction(features, f) for f in folds}
+        mean_leak = float(np.mean(list(leakage.values())))
+        tracker.set_parent_tags({"moodops.dataset_fingerprint": features.info["fingerprint"],
+                                 "moodops.n_folds": str(len(folds))})
+        tracker.log_parent_metrics({"leakage_test_in_train_fraction": mean_leak,
+                                    "n_samples": float(features.n_samples)})
+        tracker.client.log_dict(parent, {"test_samples_whose_trial_is_in_training": leakage,
+                                         "mean": mean_leak}, "leakage_audit.json")
+        if mean_leak > 0:
+            reporter.status(f"warning: {mean_leak:.0%} of test samples share a trial with training samples (leaks)")
+
+        started_ray = init_ray(config.address)
+        check_resources(config.cpus_per_fold, config.gpus_per_fold, local=started_ray and not config.address)
+        tconf = train_config(config)
+        fold_params = {"model": config.model, "model_params": config.model_params, "epochs": config.epochs,
+                       "lr": config.lr, "batch_size": config.batch_size, "label": config.label}
+        for fold in folds:
+            children[fold.name] = tracker.create_child(fold, {"moodops.config_hash": config.config_hash()})
+        reporter.status(f"running {len(folds)} fold(s) on Ray: {config.cpus_per_fold:g} CPU"
+                        f"{f', {config.gpus_per_fold:g} GPU' if config.gpus_per_fold else ''} per fold")
+
+        def on_result(fold: Fold, result: FoldResult) -> None:
+            tracker.log_fold(children.pop(fold.name), result, {**fold_params, "fold": fold.name})
+            reporter.fold_done(fold, result)
+
+        def on_abandon(fold: Fold, reason: str) -> None:
+            run_id = children.pop(fold.name, None)
+            if run_id is not None:
+                tracker.fail_child(run_id, reason, "KILLED")
+
+        results = run_folds(folds, features, tconf, cpus_per_fold=config.cpus_per_fold,
+                            gpus_per_fold=config.gpus_per_fold, max_retries=config.max_retries,
+                            on_result=on_result, on_progress=reporter.progress, on_abandon=on_abandon)
+
+        summary_metrics = aggregate(results)
+        tracker.log_parent_metrics(summary_metrics)
+        chance = 1.0 / len(features.class_names)
+        confusion = sum(r.confusion for r in results)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            write_fold_table(results, out / "per_subject.csv")
+            title = f"{config.protocol} · {config.dataset} · {config.label} · {config.model}"
+            plot_fold_accuracy(results, chance, out / "per_subject_accuracy.png", title)
+            plot_confusion(confusion, features.class_names, out / "confusion_matrix.png", title)
+            tracker.log_parent_artifacts(out)
+        tracker.end_parent("FINISHED")
+        summary = RunSummary(
+            parent_run_id=parent, experiment_id=tracker.experiment_id, tracking_uri=tracker.uri,
+            folds=[{"fold": r.fold, "test_subjects": list(r.test_subjects), "node_id": r.node_id,
+                    "device": r.device, **r.metrics} for r in sorted(results, key=lambda r: r.fold)],
+            aggregate=summary_metrics, leakage=mean_leak, config_hash=config.config_hash(),
+            dataset_fingerprint=features.info["fingerprint"], wall_s=time.perf_counter() - t_start,
+            chance=chance, class_names=list(features.class_names),
+        )
+        if config.output_json:
+            write_json_atomic(Path(config.output_json), summary.to_dict())
+        return summary
+    except BaseException as e:
+        status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+        for run_id in children.values():
+            tracker.fail_child(run_id, f"{type(e).__name__}: {e}", status)
+        tracker.client.set_tag(parent, "moodops.error", f"{type(e).__name__}: {e}"[:4000])
+        tracker.end_parent(status)
+        raise
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, default=float)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

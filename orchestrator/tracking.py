@@ -1,0 +1,148 @@
+"""MLflow tracking: one parent run per invocation, one nested child run per fold.
+
+The driver does all the logging: it creates the parent run and the store
+before any worker starts (MLflow creates its SQLite schema on first use, and
+concurrent first use races), creates each fold's child run when the fold is
+submitted, and logs the fold's history, metrics and weights the moment its
+result arrives. Workers never need to reach the tracking store.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from moodops.components.errors import ConfigError
+from moodops.components.types import Fold, FoldResult
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DB = "mlflow.db"
+DEFAULT_ARTIFACTS = "mlartifacts"
+
+
+def default_tracking_uri(workdir: Path | None = None) -> str:
+    return f"sqlite:///{(workdir or Path.cwd()).resolve() / DEFAULT_DB}"
+
+
+def git_commit() -> str:
+    """The git commit of the moodops source tree, or 'unknown'."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Tracker:
+    """Thin wrapper around ``MlflowClient`` for the run layout above."""
+
+    def __init__(self, tracking_uri: str | None, experiment: str, workdir: Path | None = None) -> None:
+        from mlflow import MlflowClient
+
+        workdir = (workdir or Path.cwd()).resolve()
+        self.uri = tracking_uri or default_tracking_uri(workdir)
+        if not self.uri.startswith(("sqlite:", "http:", "https:", "file:", "postgresql", "mysql", "databricks")):
+            raise ConfigError(f"--tracking-uri '{self.uri}' is not a URI MLflow understands (e.g. http://host:5000)")
+        self.client = MlflowClient(tracking_uri=self.uri)
+        try:
+            exp = self.client.get_experiment_by_name(experiment)
+            if exp is None:
+                location = (workdir / DEFAULT_ARTIFACTS).as_uri() if tracking_uri is None else None
+                self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            else:
+                self.experiment_id = exp.experiment_id
+        except Exception as e:  # noqa: BLE001 - any failure to reach the store is one clear line
+            if isinstance(e, ConfigError):
+                raise
+            raise ConfigError(f"tracking store {self.uri} is not usable: {str(e).splitlines()[0]}") from None
+        self.parent_id: str | None = None
+
+    # -- parent -------------------------------------------------------------------------
+    def start_parent(self, run_name: str, config: dict[str, Any], tags: dict[str, str]) -> str:
+        from mlflow.entities import Param
+
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+        self.parent_id = run.info.run_id
+        params = [Param(k, _param_value(v)) for k, v in sorted(config.items())]
+        for start in range(0, len(params), 100):
+            self.client.log_batch(self.parent_id, params=params[start:start + 100])
+        self.client.log_dict(self.parent_id, config, "config.json")
+        return self.parent_id
+
+    def set_parent_tags(self, tags: dict[str, str]) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(self.parent_id, k, v)
+
+    def log_parent_metrics(self, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        ts = _now_ms()
+        self.client.log_batch(self.parent_id, metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items()])
+
+    def log_parent_artifacts(self, folder: Path) -> None:
+        self.client.log_artifacts(self.parent_id, str(folder))
+
+    def end_parent(self, status: str) -> None:
+        if self.parent_id is not None:
+            self.client.set_terminated(self.parent_id, status)
+
+    # -- children -----------------------------------------------------------------------
+    def create_child(self, fold: Fold, tags: dict[str, str]) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=fold.name,
+            tags={
+                "mlflow.parentRunId": self.parent_id,
+                "moodops.fold": fold.name,
+                "moodops.test_subjects": ",".join(map(str, fold.test_subjects)),
+                **tags,
+            },
+        )
+        return run.info.run_id
+
+    def log_fold(self, run_id: str, result: FoldResult, params: dict[str, Any]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        ts = _now_ms()
+        metrics = [Metric(k, float(v), ts, epoch) for epoch, row in enumerate(result.history, start=1)
+                   for k, v in row.items()]
+        for k, v in result.metrics.items():
+            name = k if k.startswith(("n_", "best_")) else f"test_{k}"
+            metrics.append(Metric(name, float(v), ts, 0))
+        for k, v in result.timing.items():
+            metrics.append(Metric(f"time_{k}", float(v), ts, 0))
+        all_params = {**params, **result.params, "test_subjects": ",".join(map(str, result.test_subjects))}
+        tags = [RunTag("moodops.ray_node_id", result.node_id or "local"), RunTag("moodops.device", result.device)]
+        for start in range(0, len(metrics), 900):
+            self.client.log_batch(run_id, metrics=metrics[start:start + 900])
+        self.client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in all_params.items()], tags=tags)
+        with tempfile.TemporaryDirectory() as tmp:
+            weights = Path(tmp) / "weights.pt"
+            weights.write_bytes(result.weights)
+            self.client.log_artifact(run_id, str(weights), "model")
+            (Path(tmp) / "confusion.json").write_text(json.dumps(result.confusion.tolist()))
+            self.client.log_artifact(run_id, str(Path(tmp) / "confusion.json"))
+        self.client.set_terminated(run_id, "FINISHED")
+
+    def fail_child(self, run_id: str, message: str, status: str = "FAILED") -> None:
+        self.client.set_tag(run_id, "moodops.error", message[:4000])
+        self.client.set_terminated(run_id, status)
+
+    def children(self) -> list[Any]:
+        return self.client.search_runs([self.experiment_id], f"tags.mlflow.parentRunId = '{self.parent_id}'")
+
+
+def _param_value(value: Any) -> str:
+    text = json.dumps(value, default=str) if isinstance(value, (dict, list, tuple)) else str(value)
+    return text[:6000]
