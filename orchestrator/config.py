@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -105,12 +106,12 @@ KEYS = tuple(f.name for f in fields(RunConfig))
 def _coerce(key: str, value: Any, source: str) -> Any:
     """Convert ``value`` (a YAML value or an environment string) to the key's type."""
     hint = _HINTS[key]
-    args = [a for a in get_args(hint) if a is not type(None)]
+    optional = isinstance(hint, types.UnionType) and type(None) in get_args(hint)
     if value is None:
-        if type(None) in get_args(hint):
+        if optional:
             return None
         raise ConfigError(f"{source}: '{key}' cannot be empty")
-    base = args[0] if args else hint
+    base = next(a for a in get_args(hint) if a is not type(None)) if optional else hint
     origin = get_origin(base) or base
     try:
         if origin is bool:

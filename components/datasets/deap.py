@@ -119,6 +119,8 @@ class Deap(Dataset):
         data, labels = obj["data"], obj["labels"]
         if data.dtype not in (np.float32, np.float64):
             raise DataError(f"{path}: 'data' has dtype {data.dtype}, expected float32 or float64")
+        if labels.dtype.kind not in "fiu":
+            raise DataError(f"{path}: 'labels' has dtype {labels.dtype}, expected numbers")
         min_samples = int(BASELINE_S * SFREQ) + int(SFREQ)
         if data.ndim != 3 or data.shape[1] != N_CHANNELS or data.shape[2] < min_samples or data.shape[0] == 0:
             raise DataError(

@@ -36,7 +36,16 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
     return text.encode("latin1")
 
 
+def _empty_bytes(*args: object) -> bytes:
+    # Python 3 writes an empty bytes object (an empty array's buffer) into protocol 0-2 pickles as bytes().
+    if args:
+        raise pickle.UnpicklingError("bytes() with arguments is not allowed")
+    return b""
+
+
 _ALLOWED[("_codecs", "encode")] = _latin1_encode
+_ALLOWED[("__builtin__", "bytes")] = _empty_bytes
+_ALLOWED[("builtins", "bytes")] = _empty_bytes
 # numpy >= 1.25 pickles dtypes by their class, e.g. numpy.dtypes.Float64DType
 for _name in dir(np.dtypes):
     if _name.endswith("DType"):
@@ -89,5 +98,7 @@ def _load(f: Any, source: str) -> Any:
     except EOFError:
         raise DataError(f"{source}: truncated pickle (file ended before the data did)") from None
     except (pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError,
-            AttributeError, UnicodeDecodeError, MemoryError) as e:
+            AttributeError, UnicodeDecodeError, MemoryError, OverflowError) as e:
+        if "truncated" in str(e):
+            raise DataError(f"{source}: truncated pickle (file ended before the data did)") from None
         raise DataError(f"{source}: corrupt pickle ({type(e).__name__}: {e})") from None

@@ -137,7 +137,7 @@ def build_features(
         if progress is not None:
             progress(k + 1, len(subjects), subject, entry is not None)
     meta = pa.concat_tables(tables)
-    x = np.concatenate(xs) if len(xs) > 1 else xs[0]
+    x = np.concatenate(xs)  # also copies a single memory-mapped cache entry into owned memory
     logger.info("features: %d subjects, %d from cache, x %s", len(subjects), hits, x.shape)
     return FeatureSet(
         x=x,

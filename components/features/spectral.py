@@ -87,7 +87,10 @@ def zero_phase_butterworth_gain(freqs: np.ndarray, band: tuple[float, float], sf
     """|H(f)|² of a Butterworth band-pass: the response of forward-backward filtering."""
     from scipy import signal
 
-    sos = signal.butter(order, band, btype="bandpass", fs=sfreq, output="sos")
+    if band[0] <= 0.0:  # a band from 0 Hz is a low-pass
+        sos = signal.butter(order, band[1], btype="lowpass", fs=sfreq, output="sos")
+    else:
+        sos = signal.butter(order, band, btype="bandpass", fs=sfreq, output="sos")
     _, h = signal.sosfreqz(sos, worN=freqs, fs=sfreq)
     return np.abs(h) ** 2
 

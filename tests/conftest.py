@@ -1,0 +1,37 @@
+"""Shared test set-up: isolated cache, real-data and GPU markers."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own moodops cache; MOODOPS_* from the caller's shell never leak in."""
+    for name in list(os.environ):
+        if name.startswith("MOODOPS_") and name != "MOODOPS_TEST_DEVICE":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MOODOPS_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_real = pytest.mark.skip(reason=f"real EEG data not found at {SHARED_DATA} (the shared/ folder beside the checkout)")
+    have_gpu = False
+    if any("gpu" in item.keywords for item in items):
+        try:
+            import torch
+
+            have_gpu = torch.cuda.is_available()
+        except ImportError:
+            have_gpu = False
+    skip_gpu = pytest.mark.skip(reason="no CUDA device on this machine")
+    for item in items:
+        if "real_data" in item.keywords and not SHARED_DATA.is_dir():
+            item.add_marker(skip_real)
+        if "gpu" in item.keywords and not have_gpu:
+            item.add_marker(skip_gpu)

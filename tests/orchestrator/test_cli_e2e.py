@@ -1,0 +1,153 @@
+"""End-to-end: the real `moodops` command through a local Ray and a temporary MLflow store."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+
+MOODOPS = str(Path(sys.executable).with_name("moodops"))
+N_SUBJECTS = 4
+
+
+@pytest.fixture(scope="module")
+def easy_deap(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("deap")
+    write_synthetic_deap(root, n_subjects=N_SUBJECTS, n_trials=20, seconds=20, seed=1, effect=4.0)
+    return root
+
+
+def moodops(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.run([MOODOPS, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def mlflow_client(cwd: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
+
+
+def children_of(client, experiment_id: str, parent: str):
+    return client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
+
+
+@pytest.mark.slow
+def test_loso_end_to_end(easy_deap, tmp_path):
+    out = tmp_path / "result.json"
+    proc = moodops("run", "loso", "--dataset", "deap", "--root", str(easy_deap), "--model", "linear",
+                   "--epochs", "15", "--cpus-per-fold", "1", "--output-json", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "accuracy" in proc.stdout and "MLflow parent run" in proc.stdout
+    result = json.loads(out.read_text())
+    subjects = [tuple(f["test_subjects"]) for f in result["folds"]]
+    assert sorted(subjects) == [(s,) for s in range(1, N_SUBJECTS + 1)]
+    assert result["aggregate"]["test_accuracy_mean"] > 0.75, result["aggregate"]
+    assert result["leakage"] == 0.0
+
+    client = mlflow_client(tmp_path)
+    parent = client.get_run(result["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["test_accuracy_mean"] == pytest.approx(result["aggregate"]["test_accuracy_mean"])
+    assert "test_accuracy_std" in parent.data.metrics and "leakage_test_in_train_fraction" in parent.data.metrics
+    for tag in ("moodops.config_hash", "moodops.dataset_fingerprint", "moodops.git_commit"):
+        assert parent.data.tags.get(tag), tag
+    parent_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"per_subject.csv", "per_subject_accuracy.png", "confusion_matrix.png", "config.json",
+            "leakage_audit.json"} <= parent_artifacts
+
+    children = children_of(client, parent.info.experiment_id, parent.info.run_id)
+    assert len(children) == N_SUBJECTS
+    assert sorted(c.data.tags["moodops.test_subjects"] for c in children) == [str(s) for s in range(1, N_SUBJECTS + 1)]
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert 0.0 <= child.data.metrics["test_accuracy"] <= 1.0
+        assert "test_macro_f1" in child.data.metrics and child.data.metrics["n_test"] > 0
+        assert child.data.tags["moodops.ray_node_id"] not in ("", "local")
+        history = client.get_metric_history(child.info.run_id, "val_loss")
+        assert len(history) >= 1 and [m.step for m in history] == list(range(1, len(history) + 1))
+        assert [a.path for a in client.list_artifacts(child.info.run_id, "model")] == ["model/weights.pt"]
+
+    # The weights artifact loads with weights_only=True and reproduces the model.
+    import torch
+
+    from moodops.components.models import create_model
+
+    local = client.download_artifacts(children[0].info.run_id, "model/weights.pt", str(tmp_path))
+    checkpoint = torch.load(local, weights_only=True)
+    model = create_model(checkpoint["model"], tuple(checkpoint["input_shape"]), checkpoint["n_classes"])
+    model.load_state_dict(checkpoint["state_dict"])
+
+
+@pytest.mark.slow
+def test_fold_error_fails_the_run_with_its_message(easy_deap, tmp_path):
+    proc = moodops("run", "split", "--dataset", "deap", "--root", str(easy_deap), "--model", "stib",
+                   "--epochs", "1", "--set", 'model_params={"heads": 3}', cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("moodops: error: fold split-trial failed: ConfigError")
+    assert "heads=3" in lines[-1]
+    assert "Traceback" not in proc.stderr
+    client = mlflow_client(tmp_path)
+    parent = client.search_runs([client.get_experiment_by_name("moodops").experiment_id],
+                                "tags.`moodops.protocol` = 'split'")[0]
+    assert parent.info.status == "FAILED"
+    children = children_of(client, parent.info.experiment_id, parent.info.run_id)
+    assert [c.info.status for c in children] == ["FAILED"]
+
+
+def test_bad_root_is_one_line_and_marks_the_parent_failed(tmp_path):
+    missing = tmp_path / "no-such-deap"
+    proc = moodops("run", "loso", "--dataset", "deap", "--root", str(missing), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == f"moodops: error: {missing}: DEAP root does not exist"
+    assert "Traceback" not in proc.stderr
+    client = mlflow_client(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("moodops").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert "DEAP root does not exist" in runs[0].data.tags["moodops.error"]
+
+    debug = moodops("--debug", "run", "loso", "--dataset", "deap", "--root", str(missing), cwd=tmp_path)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_unknown_names_suggest_the_closest(tmp_path):
+    proc = moodops("run", "loso", "--dataset", "deep", "--synthetic", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Allowed values are 'deap'" in proc.stderr and "Did you mean 'deap'?" in proc.stderr
+    proc = moodops("run", "loso", "--synthetic", "--label", "valance", cwd=tmp_path)
+    assert proc.returncode == 2 and "Did you mean 'valence'?" in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # rejected before any tracking
+
+
+def test_data_synth_and_check(tmp_path):
+    proc = moodops("data", "synth", "deap", "--out", str(tmp_path / "d"), "--subjects", "2", "--trials", "3",
+                   "--seconds", "5", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "d" / "data_preprocessed_python").iterdir()) == ["s01.dat", "s02.dat"]
+    proc = moodops("data", "check", "deap", "--root", str(tmp_path / "d"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    header, *rows, footer = proc.stdout.strip().splitlines()
+    assert header.split()[:5] == ["subject", "file", "trials", "channels", "seconds"]
+    assert [r.split()[:5] for r in rows] == [["1", "s01.dat", "3", "40", "8.00"], ["2", "s02.dat", "3", "40", "8.00"]]
+    assert footer == "2 subject file(s) OK"
+
+    (tmp_path / "d" / "data_preprocessed_python" / "s02.dat").write_bytes(b"\x80\x02}q\x00(U")
+    proc = moodops("data", "check", "deap", "--root", str(tmp_path / "d"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "s02.dat: truncated pickle" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_list_and_help_are_fast_and_light(tmp_path):
+    proc = moodops("list", "models", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.split()[0] == "linear" and "stib" in proc.stdout
+    code = ("import sys; import moodops.orchestrator.cli as c; "
+            "heavy = [m for m in ('torch', 'ray', 'mlflow', 'optuna', 'mne', 'scipy') if m in sys.modules]; "
+            "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
