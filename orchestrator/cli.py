@@ -72,6 +72,11 @@ class _CliReporter:
         self._clear()
         _err(f"· {message}")
 
+    def transient(self, message: str) -> None:
+        if self.tty:
+            _err(f"\r\033[K{message}", nl=False)
+            self._live = True
+
     def progress(self, p) -> None:
         acc = "–" if p.mean_accuracy is None else f"{p.mean_accuracy:.3f}"
         eta = "–" if p.eta_s is None else _duration(p.eta_s)

@@ -99,19 +99,21 @@ def run_folds(
     on_result: Callable[[Fold, FoldResult], None],
     on_progress: Callable[[Progress], None] | None = None,
     on_abandon: Callable[[Fold, str], None] | None = None,
+    task: Callable[..., FoldResult] = _fold_task,
 ) -> list[FoldResult]:
     """Submit every fold, call ``on_result`` as each finishes, return all results.
 
     A worker process that dies is retried ``max_retries`` times by Ray; a
     Python error inside a fold is not retried: it cancels the remaining
     folds (``on_abandon`` for each) and raises :class:`FoldFailedError`.
+    ``task`` is the function each Ray task runs (fault-injection tests wrap it).
     """
     import ray
     from ray.exceptions import GetTimeoutError, RayError, RayTaskError, TaskCancelledError
 
     features_ref = ray.put(features)
     threads = max(1, int(math.floor(cpus_per_fold)))
-    remote = ray.remote(_fold_task).options(
+    remote = ray.remote(task).options(
         num_cpus=cpus_per_fold, num_gpus=gpus_per_fold, max_retries=max_retries, retry_exceptions=False
     )
     pending = {remote.remote(config, fold, features_ref, threads): fold for fold in folds}

@@ -51,7 +51,7 @@ def plot_fold_accuracy(results: list[FoldResult], chance: float, path: Path, tit
     ax.set_ylim(0, 1)
     ax.set_title(title, fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -76,5 +76,5 @@ def plot_confusion(confusion: np.ndarray, class_names: tuple[str, ...], path: Pa
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.05)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -36,6 +36,10 @@ class Reporter:
     def status(self, message: str) -> None:
         logger.info(message)
 
+    def transient(self, message: str) -> None:
+        """A step of a longer phase (shown in place on a terminal, else skipped)."""
+        logger.debug(message)
+
     def progress(self, progress: Progress) -> None:
         logger.info("folds %d/%d", progress.done, progress.total)
 
@@ -78,7 +82,7 @@ def ensure_synthetic_deap(cache_dir: Path, config: RunConfig, reporter: Reporter
         write_synthetic_deap(
             tmp, config.synthetic_subjects, config.synthetic_trials, config.synthetic_seconds, seed=0,
             effect=config.synthetic_effect,
-            progress=lambda done, total: reporter.status(f"synthetic DEAP: subject {done}/{total}"),
+            progress=lambda done, total: reporter.transient(f"synthetic DEAP: subject {done}/{total}"),
         )
         (tmp / ".complete").write_text("ok\n")
         if final.exists():  # an incomplete leftover from an interrupted build
@@ -136,7 +140,7 @@ def prepare_features(config: RunConfig, reporter: Reporter) -> tuple[FeatureSet,
     t0 = time.perf_counter()
     windows = build_features(
         dataset, feature_config, cache_dir / "features",
-        progress=lambda done, total, subject, hit: reporter.status(
+        progress=lambda done, total, subject, hit: reporter.transient(
             f"features: subject {subject} ({done}/{total}){' from cache' if hit else ''}"),
     )
     reporter.status(f"features ready: {windows.x.shape[0]} windows × {windows.x.shape[1:]} "
