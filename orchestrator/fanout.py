@@ -53,11 +53,13 @@ def _fold_task(config: TrainConfig, fold: Fold, features: FeatureSet, num_thread
 
 def init_ray(address: str | None, num_cpus: int | None = None) -> bool:
     """Join ``address`` (or ``RAY_ADDRESS``) or start a local Ray; True if we started it."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _token_auth_for(address)  # before ray is imported: it reads the mode once
     import ray
 
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
     kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
                                   logging_level=logging.ERROR if quiet else logging.INFO)
@@ -67,8 +69,30 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> bool:
         else:
             ray.init(num_cpus=num_cpus, **kwargs)
     except ConnectionError as e:
-        raise ConfigError(f"cannot join the Ray cluster at '{address}': {str(e).splitlines()[0]}") from None
+        raise ConfigError(
+            f"cannot join the Ray cluster at '{address}': {str(e).splitlines()[0]} (is it running? clusters with "
+            "token authentication need RAY_AUTH_MODE=token and the token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH "
+            "or ~/.ray/auth_token)"
+        ) from None
     return True
+
+
+def _token_auth_for(address: str) -> None:
+    """Send the Ray auth token when one is available.
+
+    ``ray start`` enables token authentication by default since Ray 2.59, but a
+    client only sends its token with ``RAY_AUTH_MODE=token``. Sending it to a
+    cluster without authentication is harmless, so turn it on when a token
+    exists and the user has not chosen a mode.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    has_token = bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")) or (
+        os.path.isfile(os.path.expanduser("~/.ray/auth_token"))
+    )
+    if has_token:
+        logger.info("joining %s with Ray token authentication (RAY_AUTH_MODE=token)", address)
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def check_resources(cpus_per_fold: float, gpus_per_fold: float, local: bool) -> dict[str, float]:

@@ -368,3 +368,13 @@ def test_fingerprint_changes_with_file(deap_root):
     st = _file(deap_root).stat()
     os.utime(_file(deap_root), ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
     assert Deap(deap_root).fingerprint(1) != before
+
+
+def test_labels_that_are_not_numbers(deap_root):
+    import pickle
+
+    path = deap_root / "data_preprocessed_python" / "s02.dat"
+    raw = _raw(deap_root, 2)
+    path.write_bytes(pickle.dumps({"data": raw["data"], "labels": raw["labels"].astype(str)}, protocol=2))
+    with pytest.raises(DataError, match=r"s02\.dat: 'labels' has dtype <U\d+, expected numbers"):
+        Deap(deap_root).load_subject(2)

@@ -151,3 +151,43 @@ def test_list_and_help_are_fast_and_light(tmp_path):
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_fractional_gpus_per_fold_train_on_cuda(easy_deap, tmp_path):
+    out = tmp_path / "gpu.json"
+    proc = moodops("run", "loso", "--dataset", "deap", "--root", str(easy_deap), "--model", "stib", "--epochs", "3",
+                   "--gpus-per-fold", "0.25", "--output-json", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    folds = json.loads(out.read_text())["folds"]
+    assert len(folds) == N_SUBJECTS and all(f["device"].startswith("cuda") for f in folds)
+
+
+@pytest.mark.slow
+def test_joins_an_existing_cluster_with_address(easy_deap, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    start = subprocess.run([ray_bin, "start", "--head", "--port", str(port), "--num-cpus", "2",
+                            "--include-dashboard", "false", "--node-ip-address", "127.0.0.1"],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert start.returncode == 0, start.stderr
+    try:
+        out = tmp_path / "joined.json"
+        proc = moodops("run", "loso", "--dataset", "deap", "--root", str(easy_deap), "--model", "linear",
+                       "--epochs", "2", "--subjects", "1-3", "--address", f"127.0.0.1:{port}",
+                       "--output-json", str(out), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        folds = json.loads(out.read_text())["folds"]
+        code = (f"import ray; ray.init(address='127.0.0.1:{port}', logging_level='ERROR'); "
+                "print(' '.join(n['NodeID'] for n in ray.nodes() if n['Alive']))")
+        nodes = subprocess.run([sys.executable, "-c", code], env={**env, "RAY_AUTH_MODE": "token"},
+                               capture_output=True, text=True, timeout=120)
+        assert {f["node_id"] for f in folds} == set(nodes.stdout.split()), nodes.stderr
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
