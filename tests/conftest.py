@@ -35,3 +35,29 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_real)
         if "gpu" in item.keywords and not have_gpu:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def labelled_features(tmp_path_factory):
+    """Factory: a small synthetic DEAP → DE sequences with valence targets (cached per arguments)."""
+    import dataclasses
+
+    from moodops.components.datasets import Deap
+    from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+    from moodops.components.features import FeatureConfig, build_features, make_sequences
+
+    built = {}
+
+    def make(n_subjects=3, n_trials=6, seconds=8, seed=0, effect=3.0, seq_len=2):
+        key = (n_subjects, n_trials, seconds, seed, effect, seq_len)
+        if key not in built:
+            root = tmp_path_factory.mktemp("deap")
+            write_synthetic_deap(root, n_subjects=n_subjects, n_trials=n_trials, seconds=seconds, seed=seed,
+                                 effect=effect)
+            dataset = Deap(root)
+            samples = make_sequences(build_features(dataset, FeatureConfig(), None), seq_len)
+            y, names = dataset.make_targets({k: samples.column(k) for k in dataset.label_names}, "valence")
+            built[key] = dataclasses.replace(samples, y=y, class_names=names)
+        return built[key]
+
+    return make

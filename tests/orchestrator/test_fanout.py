@@ -1,16 +1,12 @@
 """Ray fan-out: retries for dead workers, none for Python errors, results per fold."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from moodops.components.datasets import Deap
-from moodops.components.datasets.synthetic_deap import write_synthetic_deap
-from moodops.components.features import FeatureConfig, build_features, make_sequences
 from moodops.components.protocols import LeaveOneSubjectOut
 from moodops.orchestrator.fanout import FoldFailedError, _fold_task, run_folds
 from moodops.pipelines.train import TrainConfig
@@ -30,13 +26,8 @@ def ray_local():
 
 
 @pytest.fixture(scope="module")
-def features(tmp_path_factory):
-    root = tmp_path_factory.mktemp("deap")
-    write_synthetic_deap(root, n_subjects=3, n_trials=6, seconds=8, seed=0, effect=3.0)
-    dataset = Deap(root)
-    samples = make_sequences(build_features(dataset, FeatureConfig(), None), 2)
-    y, names = dataset.make_targets({k: samples.column(k) for k in dataset.label_names}, "valence")
-    return dataclasses.replace(samples, y=y, class_names=names)
+def features(labelled_features):
+    return labelled_features(n_subjects=3, n_trials=6, seconds=8, seed=0, effect=3.0, seq_len=2)
 
 
 def crash_once_task(marker_dir: str):

@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from moodops.components.datasets import Deap
-from moodops.components.datasets.synthetic_deap import write_synthetic_deap
 from moodops.components.errors import ConfigError
-from moodops.components.features import FeatureConfig, build_features, make_sequences
 from moodops.components.protocols import LeaveOneSubjectOut
 from moodops.pipelines.evaluate import run_fold
 from moodops.pipelines.hooks import Hooks
@@ -18,13 +15,8 @@ from moodops.pipelines.train import TrainConfig
 
 
 @pytest.fixture(scope="module")
-def features(tmp_path_factory):
-    root = tmp_path_factory.mktemp("deap")
-    write_synthetic_deap(root, n_subjects=3, n_trials=16, seconds=12, seed=2, effect=4.0)
-    dataset = Deap(root)
-    samples = make_sequences(build_features(dataset, FeatureConfig(), None), 2)
-    y, names = dataset.make_targets({k: samples.column(k) for k in dataset.label_names}, "valence")
-    return dataclasses.replace(samples, y=y, class_names=names)
+def features(labelled_features):
+    return labelled_features(n_subjects=3, n_trials=16, seconds=12, seed=2, effect=4.0, seq_len=2)
 
 
 class Recorder(Hooks):
