@@ -123,7 +123,7 @@ def train_config(config: RunConfig) -> TrainConfig:
                        patience=config.patience, seed=config.seed)
 
 
-def prepare_features(config: RunConfig, reporter: Reporter) -> tuple[FeatureSet, Any]:
+def prepare_features(config: RunConfig, reporter: Reporter) -> FeatureSet:
     """Load (or generate) the dataset and build the labelled model-input feature set."""
     cache_dir = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
     if config.synthetic:
@@ -150,7 +150,7 @@ def prepare_features(config: RunConfig, reporter: Reporter) -> tuple[FeatureSet,
     samples = dataclasses.replace(samples, y=y, class_names=names)
     samples.info["fingerprint"] = dataset_fingerprint(dataset)
     samples.info["root"] = str(root)
-    return samples, dataset
+    return samples
 
 
 def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
@@ -174,7 +174,7 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> RunSu
     children: dict[str, str] = {}
     started_ray = False
     try:
-        features, _ = prepare_features(config, reporter)
+        features = prepare_features(config, reporter)
         folds = _protocol(config).split(features)
         leakage = {f.name: leakage_fraction(features, f) for f in folds}
         mean_leak = float(np.mean(list(leakage.values())))

@@ -139,9 +139,6 @@ class Tracker:
         self.client.set_tag(run_id, "moodops.error", message[:4000])
         self.client.set_terminated(run_id, status)
 
-    def children(self) -> list[Any]:
-        return self.client.search_runs([self.experiment_id], f"tags.mlflow.parentRunId = '{self.parent_id}'")
-
 
 def _param_value(value: Any) -> str:
     text = json.dumps(value, default=str) if isinstance(value, (dict, list, tuple)) else str(value)

@@ -175,9 +175,6 @@ class Deap(Dataset):
             return (2 * v + a).astype(np.int64), QUADRANTS
         return self.is_high(np.asarray(labels[target])).astype(np.int64), (f"low_{target}", f"high_{target}")
 
-    def options(self) -> dict[str, Any]:
-        return {}
-
     def check(self) -> list[dict[str, Any]]:
         """Validate every selected subject file; one summary row each."""
         rows = []

@@ -43,8 +43,7 @@ class FeatureConfig:
     baseline_removal: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind not in FEATURES:
-            FEATURES.get(self.kind)
+        FEATURES.get(self.kind)  # an unknown kind lists the valid ones
         if self.kind == "de" and self.method not in DE_METHODS:
             raise ConfigError(invalid_choice("de_method", self.method, DE_METHODS))
         if self.window_s <= 0:
