@@ -41,6 +41,10 @@ class FeatureSet:
         raw label the dataset has.
     y : ndarray of int64, shape (n_samples,) or None
         Class indices once a target has been chosen.
+    extra : dict
+        Other model inputs aligned row by row with ``x``, each
+        ``(n_samples, ...)``: ``raw`` (the EEG samples of each window),
+        ``eye`` and ``face`` (other modalities' features per window).
     """
 
     x: np.ndarray
@@ -49,8 +53,12 @@ class FeatureSet:
     y: np.ndarray | None = None
     class_names: tuple[str, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name, values in self.extra.items():
+            if len(values) != len(self.x):
+                raise ValueError(f"extra input '{name}' has {len(values)} samples but x has {len(self.x)}")
         if len(self.x) != self.meta.num_rows:
             raise ValueError(f"x has {len(self.x)} samples but meta has {self.meta.num_rows} rows")
         if self.x.ndim - 1 != len(self.axes):
@@ -59,6 +67,10 @@ class FeatureSet:
     @property
     def n_samples(self) -> int:
         return len(self.x)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample shape of ``x`` and of every extra input (the model contract)."""
+        return {"x": tuple(self.x.shape[1:]), **{k: tuple(v.shape[1:]) for k, v in self.extra.items()}}
 
     def column(self, name: str) -> np.ndarray:
         return self.meta.column(name).to_numpy()

@@ -107,6 +107,7 @@ def run(
     synthetic: Annotated[Optional[bool], typer.Option("--synthetic", help="Use (and on first use generate) a full-size synthetic dataset in the real format.")] = None,
     label: Annotated[Optional[str], typer.Option(help="Target: valence, arousal, dominance, liking or quadrant.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Model name (see `moodops list models`).")] = None,
+    variant: Annotated[Optional[str], typer.Option(help="Model variant (ablation); 'auto': the fullest one the dataset's modalities allow.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum training epochs per fold.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for splits, initialisation and shuffling.")] = None,
     subjects: Annotated[Optional[str], typer.Option(help="Subjects to use, e.g. 1,2,5-8.")] = None,
@@ -127,7 +128,7 @@ def run(
     from moodops.orchestrator.run import run_experiment
 
     cli = dict(protocol=protocol.value, dataset=dataset, root=str(root) if root else None, synthetic=synthetic,
-               label=label, model=model, epochs=epochs, seed=seed, subjects=subjects, ratio=ratio,
+               label=label, model=model, variant=variant, epochs=epochs, seed=seed, subjects=subjects, ratio=ratio,
                split_level=split_level, cpus_per_fold=cpus_per_fold, gpus_per_fold=gpus_per_fold,
                address=address, tracking_uri=tracking_uri, experiment=experiment,
                output_json=str(output_json) if output_json else None)
@@ -142,7 +143,8 @@ def run(
     summary = run_experiment(cfg, _CliReporter())
     agg = summary.aggregate
     typer.echo("")
-    typer.echo(f"{cfg.protocol} · {cfg.dataset} · {cfg.label} · {cfg.model}: {int(agg['n_folds'])} fold(s) "
+    typer.echo(f"{cfg.protocol} · {cfg.dataset} · {cfg.label} · {cfg.model} ({summary.variant}): "
+               f"{int(agg['n_folds'])} fold(s) "
                f"in {_duration(summary.wall_s)}")
     typer.echo(f"accuracy {agg['test_accuracy_mean']:.3f} ± {agg['test_accuracy_std']:.3f}   "
                f"macro-F1 {agg['test_macro_f1_mean']:.3f} ± {agg['test_macro_f1_std']:.3f}   "
@@ -206,7 +208,10 @@ def list_(kind: Annotated[Kind, typer.Argument(help="What to list.")]) -> None:
     from moodops.orchestrator.datacmd import registry_rows
 
     for name, description in registry_rows(kind.value):
-        typer.echo(f"{name:<10} {description}")
+        first, *rest = description.splitlines()
+        typer.echo(f"{name:<12} {first}")
+        for line in rest:
+            typer.echo(f"{'':<12} {line}")
 
 
 @app.command()

@@ -35,22 +35,23 @@ class RunConfig:
     # labels
     threshold: float = 5.0
     comparison: str = ">"
-    # features
-    feature: str = "de"
+    # features (None: the model's default, see MODEL_DEFAULTS)
+    feature: str | None = None
     de_method: str = "bandpass"
-    window_s: float = 1.0
-    seq_len: int = 4
+    window_s: float | None = None
+    seq_len: int | None = None
     baseline_removal: bool = False
     # protocol
     ratio: float = 0.8
     split_level: str = "trial"
     val_fraction: float = 0.1
     # model and training
-    model: str = "stib"
+    model: str = "mood_reader"
+    variant: str = "auto"
     model_params: dict[str, Any] = field(default_factory=dict)
     epochs: int = 30
-    batch_size: int = 256
-    lr: float = 1e-3
+    batch_size: int | None = None
+    lr: float | None = None
     weight_decay: float = 1e-4
     patience: int = 5
     seed: int = 0
@@ -81,7 +82,7 @@ class RunConfig:
             )
         if self.max_retries < 0:
             raise ConfigError(f"The 'max_retries' parameter must be >= 0. Got {self.max_retries} instead.")
-        if self.seq_len < 1:
+        if self.seq_len is not None and self.seq_len < 1:
             raise ConfigError(f"The 'seq_len' parameter must be >= 1. Got {self.seq_len} instead.")
         if self.root is None and not self.synthetic:
             raise ConfigError("no data: pass --root DIR (the dataset on disk) or --synthetic")
@@ -98,6 +99,9 @@ class RunConfig:
         data = {k: v for k, v in self.to_dict().items() if k not in ignore}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
+
+#: Defaults of the keys a model may set for itself (``ModelInfo.run_defaults``).
+MODEL_DEFAULTS: dict[str, Any] = {"window_s": 1.0, "seq_len": 4, "batch_size": 256, "lr": 1e-3}
 
 _HINTS = get_type_hints(RunConfig)
 KEYS = tuple(f.name for f in fields(RunConfig))

@@ -39,7 +39,18 @@ def registry_rows(kind: str) -> list[tuple[str, str]]:
     if kind == "models":
         from moodops.components.models import MODELS
 
-        return [(n, MODELS.get(n).description) for n in MODELS.names()]
+        rows = []
+        for n in MODELS.names():
+            info = MODELS.get(n)
+            lines = [info.description, f"  feature {' or '.join(info.features)}"
+                     + "".join(f", {k} {v:g}" for k, v in info.run_defaults.items())]
+            if len(info.variants) > 1:
+                lines += [f"  --variant {v.name:<13} needs {'+'.join(v.modalities):<9} {v.description}"
+                          for v in info.variants]
+            else:
+                lines += [f"  needs {'+'.join(info.variants[0].modalities)}"]
+            rows.append((n, "\n".join(lines)))
+        return rows
     if kind == "protocols":
         from moodops.components.protocols import PROTOCOLS
 

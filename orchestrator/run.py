@@ -20,7 +20,7 @@ from moodops.components.features import FeatureConfig, build_features, dataset_f
 from moodops.components.models import MODELS
 from moodops.components.protocols import PROTOCOLS, LeaveOneSubjectOut, TrainTestSplit, leakage_fraction
 from moodops.components.types import FeatureSet, Fold, FoldResult
-from moodops.orchestrator.config import RunConfig, default_cache_dir
+from moodops.orchestrator.config import MODEL_DEFAULTS, RunConfig, default_cache_dir
 from moodops.orchestrator.fanout import Progress
 from moodops.pipelines.train import TrainConfig
 
@@ -59,6 +59,7 @@ class RunSummary:
     wall_s: float
     chance: float
     class_names: list[str] = field(default_factory=list)
+    variant: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -111,16 +112,46 @@ def validate_names(config: RunConfig) -> None:
     PROTOCOLS.get(config.protocol)
     info = MODELS.get(config.model)
     dataset_cls.check_target(config.label)
-    missing = [m for m in info.modalities if m not in dataset_cls.modalities]
+    if config.feature is not None and config.feature not in info.features:
+        raise ConfigError(f"model '{config.model}' takes feature {' or '.join(info.features)}, not "
+                          f"'{config.feature}'")
+    fitting = info.variants_for(dataset_cls.modalities)
+    if config.variant == "auto":
+        if not fitting:
+            raise ConfigError(f"no variant of model '{config.model}' runs on dataset '{config.dataset}' (it has "
+                              f"modalities {', '.join(dataset_cls.modalities)}; the model needs "
+                              f"{' or '.join('+'.join(v.modalities) for v in info.variants)})")
+        return
+    variant = info.variant(config.variant)
+    missing = [m for m in variant.modalities if m not in dataset_cls.modalities]
     if missing:
-        raise ConfigError(f"model '{config.model}' needs modality {', '.join(missing)}, which dataset "
-                          f"'{config.dataset}' does not have (it has {', '.join(dataset_cls.modalities)})")
+        hint = f"; variants that run on it: {', '.join(v.name for v in fitting)}" if fitting else ""
+        raise ConfigError(f"model '{config.model}' variant '{variant.name}' needs modality {', '.join(missing)}, "
+                          f"which dataset '{config.dataset}' does not have (it has "
+                          f"{', '.join(dataset_cls.modalities)}){hint}")
+
+
+def resolve_model_defaults(config: RunConfig) -> RunConfig:
+    """Fill what the user left to the model: the variant ('auto': the first of the model's variants,
+    in its order of completeness, whose modalities the dataset has), feature, window, sequence
+    length, batch size and learning rate."""
+    validate_names(config)
+    info = MODELS.get(config.model)
+    changes: dict[str, Any] = {}
+    if config.variant == "auto":
+        changes["variant"] = info.variants_for(DATASETS.get(config.dataset).modalities)[0].name
+    if config.feature is None:
+        changes["feature"] = info.features[0]
+    for key, default in MODEL_DEFAULTS.items():
+        if getattr(config, key) is None:
+            changes[key] = info.run_defaults.get(key, default)
+    return dataclasses.replace(config, **changes)
 
 
 def train_config(config: RunConfig) -> TrainConfig:
-    return TrainConfig(model=config.model, model_params=dict(config.model_params), epochs=config.epochs,
-                       batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
-                       patience=config.patience, seed=config.seed)
+    return TrainConfig(model=config.model, variant=config.variant, model_params=dict(config.model_params),
+                       epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                       weight_decay=config.weight_decay, patience=config.patience, seed=config.seed)
 
 
 def prepare_features(config: RunConfig, reporter: Reporter) -> FeatureSet:
@@ -134,8 +165,9 @@ def prepare_features(config: RunConfig, reporter: Reporter) -> FeatureSet:
         root = Path(config.root)
     dataset_cls = DATASETS.get(config.dataset)
     dataset = dataset_cls(root, subjects=config.subjects, threshold=config.threshold, comparison=config.comparison)
+    variant = MODELS.get(config.model).variant(config.variant)
     feature_config = FeatureConfig(kind=config.feature, method=config.de_method, window_s=config.window_s,
-                                   baseline_removal=config.baseline_removal)
+                                   baseline_removal=config.baseline_removal, extras=variant.extras)
     t0 = time.perf_counter()
     windows = build_features(
         dataset, feature_config, cache_dir / "features",
@@ -161,16 +193,21 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> RunSu
     from moodops.orchestrator.tracking import Tracker, git_commit
 
     reporter = reporter or Reporter()
-    validate_names(config)
+    requested_variant = config.variant
+    config = resolve_model_defaults(config)
     t_start = time.perf_counter()
     tracker = Tracker(config.tracking_uri, config.experiment)
-    run_name = f"{config.protocol}-{config.dataset}-{config.label}-{config.model}"
+    run_name = f"{config.protocol}-{config.dataset}-{config.label}-{config.model}.{config.variant}"
     parent = tracker.start_parent(run_name, config.to_dict(), {
         "moodops.config_hash": config.config_hash(), "moodops.git_commit": git_commit(),
         "moodops.protocol": config.protocol, "moodops.dataset": config.dataset, "moodops.model": config.model,
+        "moodops.variant": config.variant,
         "moodops.label": config.label, "moodops.seed": str(config.seed),
     })
     reporter.status(f"MLflow parent run {parent} in experiment '{config.experiment}' ({tracker.uri})")
+    reporter.status(f"model {config.model}, variant {config.variant}"
+                    f"{' (auto: the fullest variant this dataset supports; --variant to choose)' if requested_variant == 'auto' else ''}"
+                    f"; feature {config.feature}, {config.window_s:g}-s windows, {config.seq_len} per sample")
     children: dict[str, str] = {}
     started_ray = False
     try:
@@ -190,7 +227,8 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> RunSu
         started_ray = init_ray(config.address)
         check_resources(config.cpus_per_fold, config.gpus_per_fold, local=started_ray and not config.address)
         tconf = train_config(config)
-        fold_params = {"model": config.model, "model_params": config.model_params, "epochs": config.epochs,
+        fold_params = {"model": config.model, "variant": config.variant, "model_params": config.model_params,
+                       "epochs": config.epochs,
                        "lr": config.lr, "batch_size": config.batch_size, "label": config.label}
         for fold in folds:
             children[fold.name] = tracker.create_child(fold, {"moodops.config_hash": config.config_hash()})
@@ -217,7 +255,7 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> RunSu
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             write_fold_table(results, out / "per_subject.csv")
-            title = f"{config.protocol} · {config.dataset} · {config.label} · {config.model}"
+            title = f"{config.protocol} · {config.dataset} · {config.label} · {config.model} ({config.variant})"
             plot_fold_accuracy(results, chance, out / "per_subject_accuracy.png", title)
             plot_confusion(confusion, features.class_names, out / "confusion_matrix.png", title)
             tracker.log_parent_artifacts(out)
@@ -228,7 +266,7 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> RunSu
                     "device": r.device, **r.metrics} for r in sorted(results, key=lambda r: r.fold)],
             aggregate=summary_metrics, leakage=mean_leak, config_hash=config.config_hash(),
             dataset_fingerprint=features.info["fingerprint"], wall_s=time.perf_counter() - t_start,
-            chance=chance, class_names=list(features.class_names),
+            chance=chance, class_names=list(features.class_names), variant=config.variant,
         )
         if config.output_json:
             write_json_atomic(Path(config.output_json), summary.to_dict())

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import io
 import time
+import warnings
 import zlib
 
 import numpy as np
 
 from moodops.components.errors import ConfigError
 from moodops.components.metrics import classification_metrics, confusion_matrix
-from moodops.components.models import create_model
+from moodops.components.models import MODELS, create_model
 from moodops.components.types import FeatureSet, Fold, FoldResult
 from moodops.pipelines.hooks import Hooks
 from moodops.pipelines.train import TrainConfig, _evaluate, fit, resolve_device
@@ -34,47 +35,64 @@ def run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hooks
         raise
 
 
-def _run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hooks) -> FoldResult:
-    import torch
+def normalisation_axes(name: str, ndim: int) -> tuple[int, ...]:
+    """Axes a z-score pools over: samples and windows; raw EEG also over time (one scale per channel)."""
+    return (0, 1, 3) if name == "raw" and ndim == 4 else (0, 1)
 
+
+def fit_normalisation(values: np.ndarray, rows: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of ``values[rows]`` (the training part), ignoring NaN (missing eye/face windows)."""
+    axes = normalisation_axes(name, values.ndim)
+    part = values[rows]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN positions: handled below
+        mean = np.nanmean(part, axis=axes, keepdims=True)[0]
+        std = np.nanstd(part, axis=axes, keepdims=True)[0]
+    mean = np.where(np.isfinite(mean), mean, 0.0).astype(np.float32)
+    std = (np.where(np.isfinite(std), std, 1.0) + 1e-6).astype(np.float32)
+    return mean, std
+
+
+def _run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hooks) -> FoldResult:
     t0 = time.perf_counter()
     if features.y is None:
         raise ConfigError("the feature set has no targets (y); choose a label first")
     if len(fold.train) == 0 or len(fold.test) == 0:
         raise ConfigError(f"{fold.name}: empty train ({len(fold.train)}) or test ({len(fold.test)}) part")
-    if config.num_threads:
-        torch.set_num_threads(int(config.num_threads))
+    info = MODELS.get(config.model)
+    variant = info.variant(config.variant)
+    missing = [k for k in variant.extras if k not in features.extra]
+    if missing:
+        raise ConfigError(f"model '{config.model}' (variant {variant.name}) needs input(s) {', '.join(missing)}, "
+                          f"which the feature set lacks (it has: x{''.join(', ' + k for k in sorted(features.extra))})")
     seed = fold_seed(config.seed, fold)
-    torch.manual_seed(seed)
-    device = resolve_device(config.device)
     n_classes = len(features.class_names) or int(features.y.max()) + 1
+    # Normalisation (and imputation of missing windows, NaN → the training mean) is fit on train only.
+    inputs = {"x": features.x, **{k: features.extra[k] for k in variant.extras}}
+    stats = {name: fit_normalisation(values, fold.train, name) for name, values in inputs.items()}
 
-    x = features.x
-    mean = x[fold.train].mean(axis=(0, 1), keepdims=True)[0]
-    std = x[fold.train].std(axis=(0, 1), keepdims=True)[0] + 1e-6
+    def part(rows: np.ndarray) -> dict[str, np.ndarray]:
+        out = {}
+        for name, values in inputs.items():
+            mean, std = stats[name]
+            z = (values[rows] - mean) / std
+            out[name] = np.nan_to_num(z, nan=0.0).astype(np.float32)
+        return out
 
-    def tensor(rows: np.ndarray):
-        xs = torch.from_numpy(((x[rows] - mean) / std).astype(np.float32)).to(device)
-        return xs, torch.from_numpy(features.y[rows].astype(np.int64)).to(device)
-
-    x_train, y_train = tensor(fold.train)
-    x_val, y_val = tensor(fold.validation)
-    x_test, y_test = tensor(fold.test)
-    model = create_model(config.model, tuple(x.shape[1:]), n_classes, **config.model_params).to(device)
-    generator = torch.Generator().manual_seed(seed)
-    history, best_epoch = fit(model, config, fold.name, x_train, y_train, x_val, y_val, hooks, generator)
+    shapes = {name: tuple(v.shape[1:]) for name, v in inputs.items()}
+    fit_fn = _fit_sklearn if info.framework == "sklearn" else _fit_torch
+    y_pred, history, best_epoch, state, device = fit_fn(config, fold, features, part, shapes, n_classes, seed,
+                                                        hooks)
     t_train = time.perf_counter()
-
-    _, y_pred = _evaluate(model, x_test, y_test, config.batch_size * 4, torch.nn.CrossEntropyLoss())
     y_true = features.y[fold.test]
     metrics = classification_metrics(y_true, y_pred, n_classes)
     metrics.update(best_epoch=float(best_epoch), n_train=float(len(fold.train)),
                    n_validation=float(len(fold.validation)), n_test=float(len(fold.test)))
     buffer = io.BytesIO()
-    torch.save({"model": config.model, "model_params": dict(config.model_params), "input_shape": list(x.shape[1:]),
-                "n_classes": n_classes, "class_names": list(features.class_names),
-                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "norm_mean": torch.from_numpy(mean), "norm_std": torch.from_numpy(std)}, buffer)
+    torch_save({"model": config.model, "variant": variant.name, "model_params": dict(config.model_params),
+                "input_shape": list(features.x.shape[1:]), "shapes": {k: list(v) for k, v in shapes.items()},
+                "n_classes": n_classes, "class_names": list(features.class_names), **state,
+                "norm": {k: {"mean": m, "std": s} for k, (m, s) in stats.items()}}, buffer)
     t_end = time.perf_counter()
     result = FoldResult(
         fold=fold.name,
@@ -86,8 +104,83 @@ def _run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hook
         history=history,
         weights=buffer.getvalue(),
         timing={"train_s": t_train - t0, "test_s": t_end - t_train, "total_s": t_end - t0},
-        params={"seed": seed, "device": str(device)},
-        device=str(device),
+        params={"seed": seed, "device": device, "variant": variant.name},
+        device=device,
     )
     hooks.on_fold_end(fold.name, result)
     return result
+
+
+def torch_save(obj: dict, buffer) -> None:
+    """Save tensors and plain values (numpy arrays become tensors) so ``weights_only=True`` loads them."""
+    import torch
+
+    def convert(v):
+        if isinstance(v, np.ndarray):
+            return torch.from_numpy(np.ascontiguousarray(v))
+        if isinstance(v, dict):
+            return {k: convert(i) for k, i in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [convert(i) for i in v]
+        return v
+
+    torch.save(convert(obj), buffer)
+
+
+def _fit_torch(config, fold, features, part, shapes, n_classes, seed, hooks):
+    import torch
+
+    if config.num_threads:
+        torch.set_num_threads(int(config.num_threads))
+    torch.manual_seed(seed)
+    device = resolve_device(config.device)
+
+    def tensors(rows: np.ndarray):
+        return ({k: torch.from_numpy(v).to(device) for k, v in part(rows).items()},
+                torch.from_numpy(features.y[rows].astype(np.int64)).to(device))
+
+    train, y_train = tensors(fold.train)
+    validation, y_val = tensors(fold.validation)
+    test, y_test = tensors(fold.test)
+    model = create_model(config.model, shapes, n_classes, variant=config.variant, **config.model_params).to(device)
+    generator = torch.Generator().manual_seed(seed)
+    history, best_epoch = fit(model, config, fold.name, train, y_train, validation, y_val, hooks, generator)
+    _, y_pred = _evaluate(model, test, y_test, config.batch_size * 4, torch.nn.CrossEntropyLoss())
+    state = {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
+    return y_pred, history, best_epoch, state, str(device)
+
+
+def _fit_sklearn(config, fold, features, part, shapes, n_classes, seed, hooks):
+    params = dict(config.model_params)
+    params.setdefault("seed", seed)
+    model = create_model(config.model, shapes, n_classes, variant=config.variant, **params)
+    x_train = part(fold.train)["x"]
+    model.fit(x_train, features.y[fold.train])
+    metrics = {"train_accuracy": float((model.predict(x_train) == features.y[fold.train]).mean())}
+    if len(fold.validation):
+        x_val = part(fold.validation)["x"]
+        metrics["val_accuracy"] = float((model.predict(x_val) == features.y[fold.validation]).mean())
+    hooks.on_epoch_end(fold.name, 1, metrics)
+    y_pred = model.predict(part(fold.test)["x"])
+    return y_pred, [metrics], 1, {"sklearn_state": model.state()}, "cpu"
+
+
+def load_fold_model(weights: bytes):
+    """Rebuild a fold's trained model from ``FoldResult.weights`` (loaded with ``weights_only=True``).
+
+    Returns (model, checkpoint dict); the model is in eval mode on the CPU.
+    """
+    import torch
+
+    checkpoint = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+    shapes = {k: tuple(v) for k, v in checkpoint["shapes"].items()}
+    model = create_model(checkpoint["model"], shapes, checkpoint["n_classes"], variant=checkpoint["variant"],
+                         **checkpoint["model_params"])
+    if "sklearn_state" in checkpoint:
+        state = checkpoint["sklearn_state"]
+        attributes = {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in state["attributes"].items()}
+        model.from_state({**state, "attributes": attributes})
+    else:
+        model.load_state_dict(checkpoint["state_dict"])
+        model.eval()
+    return model, checkpoint

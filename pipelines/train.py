@@ -18,13 +18,15 @@ logger = logging.getLogger(__name__)
 class TrainConfig:
     """Everything a fold needs to train and test one model.
 
+    ``variant``: the model's variant (``None``: its default).
     ``patience``: stop after this many epochs without a lower validation loss
     and restore the best epoch's weights (needs a validation part).
     ``device``: ``"auto"`` uses CUDA when this process can see a GPU.
     ``num_threads``: torch intra-op threads (the Ray task's CPU allotment).
     """
 
-    model: str = "stib"
+    model: str = "mood_reader"
+    variant: str | None = None
     model_params: dict[str, Any] = field(default_factory=dict)
     epochs: int = 30
     batch_size: int = 256
@@ -58,44 +60,61 @@ def resolve_device(name: str):
     return torch.device(name)
 
 
-def _evaluate(model, x, y, batch_size: int, loss_fn) -> tuple[float, np.ndarray]:
+def _batch(inputs: dict, idx) -> tuple[Any, dict]:
+    """Rows ``idx`` of every input → (x, extras) for ``model(x, **extras)``."""
+    return inputs["x"][idx], {k: v[idx] for k, v in inputs.items() if k != "x"}
+
+
+def _evaluate(model, inputs: dict, y, batch_size: int, loss_fn) -> tuple[float, np.ndarray]:
     import torch
 
     model.eval()
     total, preds = 0.0, []
+    n = len(y)
     with torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            logits = model(x[start:start + batch_size])
+        for start in range(0, n, batch_size):
+            x, extras = _batch(inputs, slice(start, start + batch_size))
+            logits = model(x, **extras)
             total += float(loss_fn(logits, y[start:start + batch_size])) * len(logits)
             preds.append(logits.argmax(dim=1))
     pred = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, np.int64)
-    return total / max(1, len(x)), pred
+    return total / max(1, n), pred
 
 
-def fit(model, config: TrainConfig, fold: str, x_train, y_train, x_val, y_val, hooks: Hooks,
+def fit(model, config: TrainConfig, fold: str, train: dict, y_train, validation: dict, y_val, hooks: Hooks,
         generator) -> tuple[list[dict[str, float]], int]:
     """Train ``model`` in place; return (per-epoch history, best epoch).
 
-    Tensors must already be on the model's device. With a validation part the
-    weights of the epoch with the lowest validation loss are restored.
+    ``train`` and ``validation`` map input names (``x`` and the variant's
+    extras) to tensors already on the model's device. The loss is cross
+    entropy plus the model's ``auxiliary_loss()`` when it has one. With a
+    validation part the weights of the epoch with the lowest validation loss
+    are restored.
     """
     import torch
 
     loss_fn = torch.nn.CrossEntropyLoss()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    auxiliary = getattr(model, "auxiliary_loss", None)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                                  weight_decay=config.weight_decay)
     history: list[dict[str, float]] = []
     best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
-    n = len(x_train)
+    n, n_val = len(y_train), len(y_val)
     for epoch in range(1, config.epochs + 1):
         model.train()
-        order = torch.randperm(n, generator=generator).to(x_train.device)
-        total_loss, correct = 0.0, 0
+        order = torch.randperm(n, generator=generator).to(y_train.device)
+        total_loss, total_aux, correct = 0.0, 0.0, 0
         for start in range(0, n, config.batch_size):
             idx = order[start:start + config.batch_size]
             if len(idx) < 2 and n > 1:  # BatchNorm-style layers need 2 samples
                 continue
-            logits = model(x_train[idx])
+            x, extras = _batch(train, idx)
+            logits = model(x, **extras)
             loss = loss_fn(logits, y_train[idx])
+            aux = auxiliary() if auxiliary is not None else None
+            if aux is not None:
+                total_aux += float(aux.detach()) * len(idx)
+                loss = loss + aux
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -104,12 +123,14 @@ def fit(model, config: TrainConfig, fold: str, x_train, y_train, x_val, y_val, h
         if not np.isfinite(total_loss):
             raise FloatingPointError(f"{fold}: training loss became non-finite in epoch {epoch} (lr={config.lr})")
         metrics = {"train_loss": total_loss / n, "train_accuracy": correct / n}
-        if len(x_val):
-            val_loss, val_pred = _evaluate(model, x_val, y_val, config.batch_size * 4, loss_fn)
+        if auxiliary is not None:
+            metrics["train_auxiliary_loss"] = total_aux / n
+        if n_val:
+            val_loss, val_pred = _evaluate(model, validation, y_val, config.batch_size * 4, loss_fn)
             metrics.update(val_loss=val_loss, val_accuracy=float((val_pred == y_val.cpu().numpy()).mean()))
         history.append(metrics)
         hooks.on_epoch_end(fold, epoch, metrics)
-        if len(x_val):
+        if n_val:
             if metrics["val_loss"] < best_loss - 1e-6:
                 best_loss, best_epoch, stale = metrics["val_loss"], epoch, 0
                 best_state = copy.deepcopy(model.state_dict())

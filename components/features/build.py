@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from moodops.components.datasets.base import Dataset
-from moodops.components.errors import ConfigError, invalid_choice
+from moodops.components.errors import ConfigError, DataError, invalid_choice
 from moodops.components.features.cache import FeatureCache, cache_key
-from moodops.components.features.spectral import DE_METHODS, differential_entropy, power_spectral_density
+from moodops.components.features.connectivity import dynamic_connectivity
+from moodops.components.features.spectral import (DE_METHODS, _window_params, _windows, differential_entropy,
+                                                  power_spectral_density)
 from moodops.components.registry import Registry
 from moodops.components.types import FeatureSet
 
@@ -24,6 +26,10 @@ FEATURE_CODE_VERSION = 1
 FEATURES: Registry[Callable[..., np.ndarray]] = Registry("feature")
 FEATURES.register("de")(differential_entropy)
 FEATURES.register("psd")(power_spectral_density)
+FEATURES.register("dfc")(dynamic_connectivity)
+
+#: Inputs besides ``x`` that :func:`build_features` can add (see the model contract).
+EXTRAS = ("raw", "eye", "face")
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,11 @@ class FeatureConfig:
     ``baseline_removal``: for datasets with a pre-trial baseline (DEAP),
     subtract the baseline windows' mean feature per channel and band from
     every trial window (off by default).
+    ``extras``: other inputs to build alongside ``x`` for every window:
+    ``raw`` (the window's EEG samples), ``eye`` and ``face`` (the dataset's
+    per-window features of those modalities).
+    ``kind``: ``de`` and ``psd`` give ``(C, bands)`` per window; ``dfc`` gives
+    the ``(C, C)`` Pearson connectivity of the channels' Welch spectra.
     """
 
     kind: str = "de"
@@ -41,9 +52,14 @@ class FeatureConfig:
     step_s: float | None = None
     bands: dict[str, tuple[float, float]] | None = None
     baseline_removal: bool = False
+    extras: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         FEATURES.get(self.kind)  # an unknown kind lists the valid ones
+        for name in self.extras:
+            if name not in EXTRAS:
+                raise ConfigError(invalid_choice("extras", name, EXTRAS))
+        object.__setattr__(self, "extras", tuple(sorted(set(self.extras))))
         if self.kind == "de" and self.method not in DE_METHODS:
             raise ConfigError(invalid_choice("de_method", self.method, DE_METHODS))
         if self.window_s <= 0:
@@ -52,11 +68,17 @@ class FeatureConfig:
     def compute(self, x: np.ndarray, sfreq: float) -> np.ndarray:
         if self.kind == "de":
             return differential_entropy(x, sfreq, self.bands, self.window_s, self.step_s, method=self.method)
-        return power_spectral_density(x, sfreq, self.bands, self.window_s, self.step_s)
+        return FEATURES.get(self.kind)(x, sfreq, self.bands, self.window_s, self.step_s)
+
+    def raw_windows(self, data: np.ndarray, sfreq: float) -> np.ndarray:
+        """(C, n_times) → (n_windows, C, window samples): the same windows as :meth:`compute`."""
+        win, step, _ = _window_params(data.shape[-1], sfreq, self.window_s, self.step_s)
+        return np.ascontiguousarray(_windows(np.asarray(data, dtype=np.float32), win, step).transpose(1, 0, 2))
 
 
-def subject_features(dataset: Dataset, subject: int, config: FeatureConfig) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Compute one subject's window features → (x (n_rows, C, F), metadata columns)."""
+def subject_features(dataset: Dataset, subject: int, config: FeatureConfig
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Compute one subject's window features → (x (n_rows, C, F), metadata columns, extra inputs)."""
     recordings = dataset.load_subject(subject)
     lengths = {r.data.shape for r in recordings}
     if len(lengths) == 1:
@@ -70,10 +92,13 @@ def subject_features(dataset: Dataset, subject: int, config: FeatureConfig) -> t
             per_trial = [p - _baseline([r], config) for p, r in zip(per_trial, recordings)]
     rows_x, meta = [], {k: [] for k in ("subject", "session", "trial", "window")}
     labels: dict[str, list[float]] = {k: [] for k in recordings[0].labels}
+    extra: dict[str, list[np.ndarray]] = {k: [] for k in config.extras}
     flat = [f[i] for f in per_trial for i in range(len(f))]
     for rec, feats in zip(recordings, flat):
         n = feats.shape[0]
         rows_x.append(feats)
+        for name in config.extras:
+            extra[name].append(_extra_windows(dataset, rec, name, n, config))
         meta["subject"].append(np.full(n, rec.subject, np.int32))
         meta["session"].append(np.full(n, rec.session, np.int32))
         meta["trial"].append(np.full(n, rec.trial, np.int32))
@@ -82,8 +107,22 @@ def subject_features(dataset: Dataset, subject: int, config: FeatureConfig) -> t
             labels[k].append(np.full(n, v, np.float64))
     columns = {k: np.concatenate(v) for k, v in meta.items()}
     columns.update({k: np.concatenate(v) for k, v in labels.items()})
-    return np.concatenate(rows_x).astype(np.float32), columns
+    return (np.concatenate(rows_x).astype(np.float32), columns,
+            {k: np.concatenate(v).astype(np.float32) for k, v in extra.items()})
 
+
+def _extra_windows(dataset: Dataset, rec, name: str, n_windows: int, config: FeatureConfig) -> np.ndarray:
+    """One trial's extra input, one row per feature window."""
+    if name == "raw":
+        return config.raw_windows(rec.data, rec.sfreq)
+    where = f"{dataset.name} subject {rec.subject} session {rec.session} trial {rec.trial}"
+    if name not in rec.extra:
+        raise DataError(f"{where}: no '{name}' features (dataset modalities: {', '.join(dataset.modalities)})")
+    values = np.asarray(rec.extra[name], dtype=np.float32)
+    if values.ndim != 2 or len(values) != n_windows:
+        raise DataError(f"{where}: '{name}' has {values.shape[0] if values.ndim else 0} windows but the EEG has "
+                        f"{n_windows} (shape {values.shape}, expected ({n_windows}, n_features))")
+    return values
 
 def _baseline(recordings, config: FeatureConfig) -> np.ndarray:
     if "baseline" not in recordings[0].extra:
@@ -109,7 +148,7 @@ def build_features(
 
     cache = FeatureCache(cache_dir) if cache_dir is not None else None
     subjects = dataset.subjects()
-    xs, tables, hits = [], [], 0
+    xs, tables, extras, hits = [], [], [], 0
     for k, subject in enumerate(subjects):
         key = cache_key(
             {
@@ -123,15 +162,16 @@ def build_features(
         )
         entry = cache.get(key) if cache is not None else None
         if entry is None:
-            x, columns = subject_features(dataset, subject, config)
+            x, columns, extra = subject_features(dataset, subject, config)
             table = pa.table(columns)
             if cache is not None:
-                cache.put(key, x, table, {"dataset": dataset.name, "subject": subject})
+                cache.put(key, x, table, {"dataset": dataset.name, "subject": subject}, extra)
         else:
-            x, table = entry
+            x, table, extra = entry
             hits += 1
         xs.append(x)
         tables.append(table)
+        extras.append(extra)
         if progress is not None:
             progress(k + 1, len(subjects), subject, entry is not None)
     meta = pa.concat_tables(tables)
@@ -140,8 +180,9 @@ def build_features(
     return FeatureSet(
         x=x,
         meta=meta,
-        axes=("channel", "band"),
+        axes=("channel", "channel") if config.kind == "dfc" else ("channel", "band"),
         info={"cache_hits": hits, "subjects": subjects, "feature": asdict(config)},
+        extra={k: np.concatenate([e[k] for e in extras]) for k in config.extras},
     )
 
 
@@ -152,7 +193,8 @@ def dataset_fingerprint(dataset: Dataset) -> str:
 def make_sequences(features: FeatureSet, seq_len: int, step: int | None = None) -> FeatureSet:
     """Group consecutive windows of each trial into samples of ``seq_len`` windows.
 
-    ``x (n_windows_total, C, F)`` → ``(n_samples, seq_len, C, F)``; windows that
+    ``x (n_windows_total, C, F)`` → ``(n_samples, seq_len, C, F)`` (and each
+    extra input alike, e.g. ``eye (n, E)`` → ``(n_samples, seq_len, E)``); windows that
     do not fill a sequence at a trial's end are dropped. Metadata rows keep the
     first window of each sequence.
     """
@@ -161,7 +203,7 @@ def make_sequences(features: FeatureSet, seq_len: int, step: int | None = None) 
     step = step or seq_len
     if seq_len == 1:
         return FeatureSet(features.x[:, None], features.meta, ("window", *features.axes), features.y,
-                          features.class_names, dict(features.info))
+                          features.class_names, dict(features.info), {k: v[:, None] for k, v in features.extra.items()})
     meta = features.meta
     keys = np.stack([features.column(c) for c in ("subject", "session", "trial")], axis=1)
     window = features.column("window")
@@ -177,4 +219,6 @@ def make_sequences(features: FeatureSet, seq_len: int, step: int | None = None) 
     idx = starts[:, None] + np.arange(seq_len)[None, :]
     x = features.x[idx]
     y = None if features.y is None else features.y[starts]
-    return FeatureSet(x, meta.take(starts), ("window", *features.axes), y, features.class_names, dict(features.info))
+    extra = {k: v[idx] for k, v in features.extra.items()}
+    return FeatureSet(x, meta.take(starts), ("window", *features.axes), y, features.class_names, dict(features.info),
+                      extra)

@@ -1,7 +1,8 @@
 """Feature cache: one Arrow IPC file per key, written atomically.
 
-A file holds the metadata columns plus ``x`` as a fixed-size list of float32
-per row; the per-row shape and axis names are in the schema metadata. Files
+A file holds the metadata columns plus ``x`` (and any extra inputs, as
+``extra.<name>`` columns) as fixed-size lists of float32 per row; the per-row
+shapes are in the schema metadata. Files
 are written to a temporary name in the same folder and renamed into place,
 so an interrupted build leaves nothing a later run would read. A file that
 cannot be read back (damaged by hand, say) counts as a miss and is rebuilt.
@@ -34,8 +35,8 @@ class FeatureCache:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.arrow"
 
-    def get(self, key: str) -> tuple[np.ndarray, Any] | None:
-        """Return (x, meta table) or None on a miss."""
+    def get(self, key: str) -> tuple[np.ndarray, Any, dict[str, np.ndarray]] | None:
+        """Return (x, meta table, extra inputs) or None on a miss."""
         import pyarrow as pa
 
         path = self.path(key)
@@ -45,24 +46,32 @@ class FeatureCache:
             with pa.memory_map(str(path), "r") as source:
                 table = pa.ipc.open_file(source).read_all()
             md = table.schema.metadata or {}
-            shape = tuple(json.loads(md[b"moodops.shape"]))
-            column = table.column("x").combine_chunks()
-            x = column.values.to_numpy(zero_copy_only=False).reshape((table.num_rows, *shape))
-            return x, table.drop_columns(["x"]).replace_schema_metadata(None)
+            shapes = {"x": json.loads(md[b"moodops.shape"])}
+            shapes.update({f"extra.{k}": v for k, v in json.loads(md.get(b"moodops.extra_shapes", b"{}")).items()})
+            arrays = {}
+            for name, shape in shapes.items():
+                column = table.column(name).combine_chunks()
+                arrays[name] = column.values.to_numpy(zero_copy_only=False).reshape((table.num_rows, *shape))
+            x = arrays.pop("x")
+            extra = {k[len("extra."):]: v for k, v in arrays.items()}
+            return x, table.drop_columns(list(shapes)).replace_schema_metadata(None), extra
         except Exception as e:  # noqa: BLE001 - any unreadable entry is a miss
             logger.warning("feature cache entry %s is unreadable (%s); rebuilding it", path, e)
             return None
 
-    def put(self, key: str, x: np.ndarray, meta: Any, info: dict[str, Any] | None = None) -> Path:
+    def put(self, key: str, x: np.ndarray, meta: Any, info: dict[str, Any] | None = None,
+            extra: dict[str, np.ndarray] | None = None) -> Path:
         import pyarrow as pa
 
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        row = int(np.prod(x.shape[1:]))
-        values = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), row)
-        table = meta.append_column("x", values)
-        md = {"moodops.shape": json.dumps(list(x.shape[1:])), "moodops.info": json.dumps(info or {}, default=str)}
+        table = meta
+        for name, values in {"x": x, **{f"extra.{k}": v for k, v in (extra or {}).items()}}.items():
+            values = np.ascontiguousarray(values, dtype=np.float32)
+            row = int(np.prod(values.shape[1:]))
+            table = table.append_column(name, pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), row))
+        md = {"moodops.shape": json.dumps(list(x.shape[1:])), "moodops.info": json.dumps(info or {}, default=str),
+              "moodops.extra_shapes": json.dumps({k: list(v.shape[1:]) for k, v in (extra or {}).items()})}
         table = table.replace_schema_metadata(md)
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
         try:

@@ -1,33 +1,106 @@
-"""Model registry.
+"""Model registry and the input contract every model follows.
 
-Input contract: every model takes ``x`` of shape ``(batch, N, C, F)`` — N
-consecutive feature windows, C channels, F bands (the DE tensor) — and returns
-logits ``(batch, n_classes)``. It is built by ``create_model(name, input_shape
-=(N, C, F), n_classes=K, **hyperparameters)``. Entries name their module lazily
-so listing models does not import torch.
+Inputs. A model is built from the *shapes* of its inputs and is called with
+the inputs as tensors of those shapes plus a leading batch axis:
+
+- ``x``    ``(N, C, F)`` — N consecutive feature windows of the EEG, C channels
+  and F features per channel: the DE bands (feature ``de``/``psd``) or C
+  connectivity values (feature ``dfc``, so F == C);
+- ``raw``  ``(N, C, S)`` — the raw EEG of the same N windows, S samples each;
+- ``eye``  ``(N, E)``    — eye-movement features of the same N windows;
+- ``face`` ``(N, D)``    — facial features of the same N windows.
+
+``model(x, **extras)`` returns logits ``(batch, n_classes)``; ``extras`` holds
+exactly the inputs the chosen variant declares besides ``x``. A model may add a
+training-only loss term (e.g. DCCA) by defining ``auxiliary_loss()``, which
+returns the term computed in the last forward pass in training mode (or None).
+
+Variants. Each registry entry is one model family; its variants (the paper's
+ablations) differ in fixed constructor arguments and in the inputs they need.
+``create_model(name, shapes, n_classes, variant=..., **hyperparameters)``
+builds one. Entries name their module lazily so listing does not import torch.
+
+Frameworks. ``torch`` models train through :func:`moodops.pipelines.train.fit`;
+``sklearn`` models (the SVM baseline) implement ``fit(x, y)``, ``predict(x)``,
+``state()`` and ``from_state(state)`` on plain numpy arrays.
 """
 from __future__ import annotations
 
 import importlib
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from moodops.components.errors import ConfigError
+from moodops.components.errors import ConfigError, invalid_choice
 from moodops.components.registry import Registry
+
+#: Which dataset modality each model input comes from.
+INPUT_MODALITY = {"x": "eeg", "raw": "eeg", "eye": "eye", "face": "face"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One named configuration of a model family.
+
+    ``params`` are constructor arguments the variant fixes (a user may not
+    override them); ``inputs`` are the model inputs it reads.
+    """
+
+    name: str
+    description: str
+    params: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ("x",)
+
+    @property
+    def extras(self) -> tuple[str, ...]:
+        """The inputs besides ``x`` this variant needs."""
+        return tuple(i for i in self.inputs if i != "x")
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(INPUT_MODALITY[i] for i in self.inputs))
 
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """A registered model family.
+
+    ``features``: feature kinds ``x`` may hold (the first is the default).
+    ``run_defaults``: run settings this model needs unless the user sets them
+    (e.g. ``seq_len``, ``window_s``, ``batch_size``).
+    """
+
     name: str
     target: str  # "module:Class"
     description: str
-    modalities: tuple[str, ...] = ("eeg",)
-    input: str = "de_sequence"
+    variants: tuple[Variant, ...] = (Variant("default", "the model", {}, ("x",)),)
+    features: tuple[str, ...] = ("de", "psd")
+    run_defaults: dict[str, Any] = field(default_factory=dict)
+    framework: str = "torch"
 
     def load(self) -> type:
         module, attr = self.target.split(":")
         return getattr(importlib.import_module(module), attr)
+
+    @property
+    def default_variant(self) -> str:
+        return self.variants[0].name
+
+    def variant(self, name: str | None) -> Variant:
+        name = name or self.default_variant
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise ConfigError(invalid_choice(f"variant of model '{self.name}'", name, [v.name for v in self.variants]))
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Modalities of the default variant."""
+        return self.variants[0].modalities
+
+    def variants_for(self, modalities: tuple[str, ...]) -> list[Variant]:
+        """The variants a dataset with these modalities can feed, in preference order."""
+        return [v for v in self.variants if set(v.modalities) <= set(modalities)]
 
 
 MODELS: Registry[ModelInfo] = Registry("model")
@@ -37,37 +110,127 @@ def register_model(info: ModelInfo) -> None:
     MODELS.register(info.name)(info)
 
 
+_MR = "moodops.components.models.mood_reader:MoodReader"
+register_model(ModelInfo(
+    "mood_reader", _MR,
+    "Mood Reader (Dong et al. 2024): MBSM raw-EEG encoder, interlinked spatial-temporal attention on DE, "
+    "eye-movement branch, multi-level attention fusion",
+    variants=(
+        Variant("full", "STIB + encoder + eye branch, multi-level fusion",
+                {"interlink": True, "encoder": True, "eye": True, "fusion": "mlf"}, ("x", "raw", "eye")),
+        Variant("stib_eye_mlf", "STIB + eye branch, multi-level fusion",
+                {"interlink": True, "encoder": False, "eye": True, "fusion": "mlf"}, ("x", "eye")),
+        Variant("stib_eye_cf", "STIB + eye branch, concatenation fusion",
+                {"interlink": True, "encoder": False, "eye": True, "fusion": "concat"}, ("x", "eye")),
+        Variant("stib_enc_mlf", "STIB + encoder, multi-level fusion",
+                {"interlink": True, "encoder": True, "eye": False, "fusion": "mlf"}, ("x", "raw")),
+        Variant("stib_enc_cf", "STIB + encoder, concatenation fusion",
+                {"interlink": True, "encoder": True, "eye": False, "fusion": "concat"}, ("x", "raw")),
+        Variant("stib_cf", "spatial/temporal blocks with interlink, concatenation fusion",
+                {"interlink": True, "encoder": False, "eye": False, "fusion": "concat"}, ("x",)),
+        Variant("stb_cf", "parallel spatial/temporal blocks only, concatenation fusion",
+                {"interlink": False, "encoder": False, "eye": False, "fusion": "concat"}, ("x",)),
+    ),
+    run_defaults={"seq_len": 4},
+))
+register_model(ModelInfo(
+    "mv_sstma", "moodops.components.models.mv_sstma:MultimodalSSTMA",
+    "Multimodal MV-SSTMA (Gao et al. 2024): spectral-spatial-temporal masked autoencoder extractors for EEG "
+    "and eye movements, concatenation or attention fusion, DCCA loss",
+    variants=(
+        Variant("attention", "EEG + eye extractors, attention fusion, DCCA loss", {"mode": "attention"},
+                ("x", "eye")),
+        Variant("concat", "EEG + eye extractors, concatenation fusion, DCCA loss", {"mode": "concat"},
+                ("x", "eye")),
+        Variant("eeg", "EEG extractor only", {"mode": "eeg"}, ("x",)),
+        Variant("eye", "eye-movement extractor only", {"mode": "eye"}, ("eye",)),
+    ),
+    run_defaults={"seq_len": 10},
+))
+register_model(ModelInfo(
+    "dfcn", "moodops.components.models.dfcn:PriorDrivenDFCN",
+    "Prior-driven dynamic brain networks (Zheng et al. 2023): Pearson dynamic functional connectivity, "
+    "EEG-face cross-attention prior, 3D residual CNN with a non-local block",
+    variants=(
+        Variant("full", "prior knowledge embedding from face features, non-local block",
+                {"prior": True, "nonlocal_block": True}, ("x", "face")),
+        Variant("no_prior", "without the prior knowledge embedding (no face modality needed)",
+                {"prior": False, "nonlocal_block": True}, ("x",)),
+        Variant("no_nonlocal", "prior knowledge embedding, no non-local block",
+                {"prior": True, "nonlocal_block": False}, ("x", "face")),
+    ),
+    features=("dfc",),
+    run_defaults={"window_s": 3.0, "seq_len": 20, "batch_size": 40, "lr": 1e-3},
+))
+register_model(ModelInfo(
+    "dgcnn", "moodops.components.models.dgcnn:DGCNN",
+    "dynamical graph CNN (Song et al. 2018) on DE with a learnable adjacency (baseline)",
+    run_defaults={"seq_len": 1},
+))
+register_model(ModelInfo(
+    "svm", "moodops.components.models.svm:SVMClassifier",
+    "support vector machine (scikit-learn) on the flattened DE (baseline)",
+    run_defaults={"seq_len": 1},
+    framework="sklearn",
+))
 register_model(ModelInfo(
     "linear", "moodops.components.models.linear:LinearClassifier",
     "logistic regression on the flattened feature tensor (baseline)",
 ))
-register_model(ModelInfo(
-    "stib", "moodops.components.models.mood_reader:SpatialTemporalInterlink",
-    "Mood Reader's parallel spatial/temporal attention blocks with interlink on DE features, concatenation head",
-))
 
 
-def model_hyperparameters(name: str) -> dict[str, Any]:
-    """The tunable keyword arguments of a model and their defaults."""
-    cls = MODELS.get(name).load()
-    params = inspect.signature(cls.__init__).parameters
-    return {k: p.default for k, p in params.items() if k not in ("self", "input_shape", "n_classes")}
-
-
-def create_model(name: str, input_shape: tuple[int, ...], n_classes: int, **hyperparameters: Any):
-    """Build a registered model; unknown hyperparameters are a ConfigError."""
+def model_hyperparameters(name: str, variant: str | None = None) -> dict[str, Any]:
+    """The keyword arguments a user may set for a model (variant) and their defaults."""
     info = MODELS.get(name)
-    allowed = model_hyperparameters(name)
+    fixed = info.variant(variant).params
+    params = inspect.signature(info.load().__init__).parameters
+    return {k: p.default for k, p in params.items()
+            if k not in ("self", "shapes", "n_classes") and k not in fixed and p.kind is p.POSITIONAL_OR_KEYWORD}
+
+
+def input_shapes(name: str, variant: str | None, shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """Check that ``shapes`` holds every input the variant needs; return just those."""
+    v = MODELS.get(name).variant(variant)
+    missing = [i for i in v.inputs if i not in shapes]
+    if missing:
+        raise ConfigError(f"model '{name}' (variant {v.name}) needs input(s) {', '.join(missing)}; "
+                          f"got {', '.join(sorted(shapes)) or 'none'}")
+    out = {i: tuple(int(d) for d in shapes[i]) for i in v.inputs}
+    if "x" not in out and "x" in shapes:  # an eye-only variant still gets x's shape for reference
+        out["x"] = tuple(int(d) for d in shapes["x"])
+    expected = {"x": 3, "raw": 3, "eye": 2, "face": 2}
+    for key, shape in out.items():
+        if len(shape) != expected[key]:
+            raise ConfigError(f"model '{name}': input '{key}' must have {expected[key]} axes per sample, "
+                              f"got shape {shape}")
+    return out
+
+
+def create_model(name: str, shapes: dict[str, tuple[int, ...]] | tuple[int, ...], n_classes: int,
+                 variant: str | None = None, **hyperparameters: Any):
+    """Build a registered model (variant); unknown or fixed hyperparameters are a ConfigError.
+
+    ``shapes`` maps input names to per-sample shapes; a bare tuple is the
+    shape of ``x``.
+    """
+    info = MODELS.get(name)
+    v = info.variant(variant)
+    if not isinstance(shapes, dict):
+        shapes = {"x": tuple(shapes)}
+    fixed = sorted(set(hyperparameters) & set(v.params))
+    if fixed:
+        raise ConfigError(f"model '{name}' variant '{v.name}' fixes {', '.join(fixed)}; choose another --variant "
+                          "instead of overriding it")
+    allowed = model_hyperparameters(name, v.name)
     unknown = sorted(set(hyperparameters) - set(allowed))
     if unknown:
         raise ConfigError(
             f"model '{name}' has no hyperparameter(s) {', '.join(unknown)}; it takes: {', '.join(sorted(allowed)) or 'none'}"
         )
-    if len(input_shape) != 3:
-        raise ConfigError(f"model '{name}' expects input_shape (N, C, F), got {tuple(input_shape)}")
     if n_classes < 2:
         raise ConfigError(f"model '{name}' needs at least 2 classes, got {n_classes}")
-    return info.load()(tuple(int(v) for v in input_shape), int(n_classes), **hyperparameters)
+    return info.load()(input_shapes(name, v.name, shapes), int(n_classes), **v.params, **hyperparameters)
 
 
-__all__ = ["MODELS", "ModelInfo", "create_model", "model_hyperparameters", "register_model"]
+__all__ = ["INPUT_MODALITY", "MODELS", "ModelInfo", "Variant", "create_model", "input_shapes",
+           "model_hyperparameters", "register_model"]

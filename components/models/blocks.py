@@ -58,3 +58,40 @@ class InterlinkBlock(nn.Module):
         h = torch.cat([self.primary(primary), aligned], dim=-1)
         a, _ = self.attention(h, h, h, need_weights=False)
         return self.norm(h + self.dropout(a))
+
+
+def sinusoidal_positions(n_positions: int, dim: int) -> torch.Tensor:
+    """Fixed sine-cosine position encoding (Vaswani et al. 2017).
+
+    Returns a Tensor of shape (n_positions, dim): even columns hold
+    ``sin(p / 10000^(2i/dim))``, odd columns the matching cosine.
+    """
+    if n_positions < 1 or dim < 1:
+        raise ConfigError(f"sinusoidal_positions needs n_positions >= 1 and dim >= 1, got ({n_positions}, {dim})")
+    position = torch.arange(n_positions, dtype=torch.float32).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-torch.log(torch.tensor(10000.0)) / dim))
+    table = torch.zeros(n_positions, dim)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: dim // 2])  # an odd dim has one sine column more
+    return table
+
+
+class CausalConv1d(nn.Module):
+    """1-D convolution that never looks ahead: the output at step t sees inputs ≤ t.
+
+    Left-pads the time axis by ``(kernel_size - 1) · dilation`` (no right
+    padding), so the length is kept.
+
+    x : Tensor, shape (batch, in_channels, time) → (batch, out_channels, time)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1,
+                 bias: bool = True) -> None:
+        super().__init__()
+        if kernel_size < 1 or dilation < 1:
+            raise ConfigError(f"CausalConv1d needs kernel_size >= 1 and dilation >= 1, got ({kernel_size}, {dilation})")
+        self.left_padding = (kernel_size - 1) * dilation
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, dilation=dilation, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(nn.functional.pad(x, (self.left_padding, 0)))

@@ -1,6 +1,6 @@
 """Benchmark: one LOSO fold on the full synthetic DEAP, per model, on one CPU thread.
 
-    .venv/bin/python tests/benchmarks/bench_fold.py [--models linear stib] [--device cpu]
+    .venv/bin/python tests/benchmarks/bench_fold.py [--models linear mood_reader:stib_cf] [--device cpu]
 
 Uses the cached synthetic DEAP and features (run the demo or bench_de.py
 first), trains fold subject-01 with the default TrainConfig, and writes
@@ -28,7 +28,7 @@ from moodops.pipelines.train import TrainConfig  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", nargs="+", default=["linear", "stib"])
+    parser.add_argument("--models", nargs="+", default=["linear", "mood_reader:stib_cf"], help="NAME[:VARIANT]")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -43,7 +43,8 @@ def main() -> None:
     fold = LeaveOneSubjectOut(seed=0).split(samples)[0]
     rows = {}
     for model in args.models:
-        config = TrainConfig(model=model, device=args.device, num_threads=args.threads)
+        name, _, variant = model.partition(":")
+        config = TrainConfig(model=name, variant=variant or None, device=args.device, num_threads=args.threads)
         t0 = time.perf_counter()
         result = run_fold(config, fold, samples)
         wall = time.perf_counter() - t0

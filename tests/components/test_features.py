@@ -397,7 +397,8 @@ def test_empty_cache_file_is_a_miss(tmp_path):
     x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     meta = pa.table({"subject": np.array([1, 1], np.int32)})
     path = cache.put(key, x, meta, {"note": "t"})
-    got_x, got_meta = cache.get(key)
+    got_x, got_meta, got_extra = cache.get(key)
+    assert got_extra == {}
     np.testing.assert_array_equal(got_x, x)
     assert got_meta.equals(meta)
     path.write_bytes(b"")

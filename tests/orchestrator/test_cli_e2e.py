@@ -76,18 +76,17 @@ def test_loso_end_to_end(easy_deap, tmp_path):
     # The weights artifact loads with weights_only=True and reproduces the model.
     import torch
 
-    from moodops.components.models import create_model
+    from moodops.pipelines.evaluate import load_fold_model
 
     local = client.download_artifacts(children[0].info.run_id, "model/weights.pt", str(tmp_path))
-    checkpoint = torch.load(local, weights_only=True)
-    model = create_model(checkpoint["model"], tuple(checkpoint["input_shape"]), checkpoint["n_classes"])
-    model.load_state_dict(checkpoint["state_dict"])
+    model, checkpoint = load_fold_model(Path(local).read_bytes())
+    assert checkpoint["model"] == "linear" and isinstance(model, torch.nn.Module)
 
 
 @pytest.mark.slow
 def test_fold_error_fails_the_run_with_its_message(easy_deap, tmp_path):
-    proc = moodops("run", "split", "--dataset", "deap", "--root", str(easy_deap), "--model", "stib",
-                   "--epochs", "1", "--set", 'model_params={"heads": 3}', cwd=tmp_path)
+    proc = moodops("run", "split", "--dataset", "deap", "--root", str(easy_deap), "--model", "mood_reader",
+                   "--variant", "stib_cf", "--epochs", "1", "--set", 'model_params={"heads": 3}', cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("moodops: error: fold split-trial failed: ConfigError")
@@ -125,6 +124,40 @@ def test_unknown_names_suggest_the_closest(tmp_path):
     assert not (tmp_path / "mlflow.db").exists()  # rejected before any tracking
 
 
+def test_a_modality_the_dataset_lacks_is_refused_before_any_work(tmp_path):
+    proc = moodops("run", "loso", "--dataset", "deap", "--synthetic", "--model", "mood_reader", "--variant", "full",
+                   cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "moodops: error: model 'mood_reader' variant 'full' needs modality eye, which dataset 'deap' does not have "
+        "(it has eeg, peripheral); variants that run on it: stib_enc_mlf, stib_enc_cf, stib_cf, stb_cf"]
+    proc = moodops("run", "loso", "--synthetic", "--model", "dfcn", "--set", "feature=de", cwd=tmp_path)
+    assert proc.returncode == 2 and "model 'dfcn' takes feature dfc, not 'de'" in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, variant, extra, n_samples, shown", [
+    ("dfcn", "no_prior", ["--set", "seq_len=6"], 20, "feature dfc, 3-s windows, 6 per sample"),
+    ("mood_reader", "stib_enc_mlf", [], 100, "feature de, 1-s windows, 4 per sample"),
+])
+def test_auto_variant_and_model_defaults(easy_deap, tmp_path, model, variant, extra, n_samples, shown):
+    """--variant auto picks the fullest variant DEAP can feed; the model's window and sequence defaults apply."""
+    out = tmp_path / "r.json"
+    proc = moodops("run", "split", "--dataset", "deap", "--root", str(easy_deap), "--model", model, "--epochs", "2",
+                   "--output-json", str(out), *extra, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"variant {variant} (auto" in proc.stderr and shown in proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["variant"] == variant
+    fold = summary["folds"][0]
+    assert fold["n_train"] + fold["n_validation"] + fold["n_test"] == N_SUBJECTS * n_samples
+    client = mlflow_client(tmp_path)
+    parent = client.get_run(summary["parent_run_id"])
+    assert parent.data.tags["moodops.variant"] == variant
+    assert parent.data.params["variant"] == variant
+
+
 def test_data_synth_and_check(tmp_path):
     proc = moodops("data", "synth", "deap", "--out", str(tmp_path / "d"), "--subjects", "2", "--trials", "3",
                    "--seconds", "5", cwd=tmp_path)
@@ -145,7 +178,8 @@ def test_data_synth_and_check(tmp_path):
 
 def test_list_and_help_are_fast_and_light(tmp_path):
     proc = moodops("list", "models", cwd=tmp_path)
-    assert proc.returncode == 0 and proc.stdout.split()[0] == "linear" and "stib" in proc.stdout
+    assert proc.returncode == 0 and proc.stdout.split()[0] == "dfcn"
+    assert "--variant stib_enc_mlf" in proc.stdout and "needs eeg+eye" in proc.stdout
     code = ("import sys; import moodops.orchestrator.cli as c; "
             "heavy = [m for m in ('torch', 'ray', 'mlflow', 'optuna', 'mne', 'scipy') if m in sys.modules]; "
             "print(heavy)")
@@ -157,7 +191,7 @@ def test_list_and_help_are_fast_and_light(tmp_path):
 @pytest.mark.slow
 def test_fractional_gpus_per_fold_train_on_cuda(easy_deap, tmp_path):
     out = tmp_path / "gpu.json"
-    proc = moodops("run", "loso", "--dataset", "deap", "--root", str(easy_deap), "--model", "stib", "--epochs", "3",
+    proc = moodops("run", "loso", "--dataset", "deap", "--root", str(easy_deap), "--model", "mood_reader", "--epochs", "3",
                    "--gpus-per-fold", "0.25", "--output-json", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     folds = json.loads(out.read_text())["folds"]

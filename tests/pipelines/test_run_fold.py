@@ -33,11 +33,12 @@ class Recorder(Hooks):
         self.errors.append((fold, error))
 
 
-@pytest.mark.parametrize("model", ["linear", "stib"])
-def test_fold_learns_the_easy_effect_and_reports_each_epoch(features, model):
+@pytest.mark.parametrize("model, variant", [("linear", None), ("mood_reader", "stib_cf")])
+def test_fold_learns_the_easy_effect_and_reports_each_epoch(features, model, variant):
     fold = LeaveOneSubjectOut(seed=0).split(features)[0]
     hooks = Recorder()
-    result = run_fold(TrainConfig(model=model, epochs=12, patience=12, batch_size=32, seed=0), fold, features, hooks)
+    result = run_fold(TrainConfig(model=model, variant=variant, epochs=12, patience=12, batch_size=32, seed=0),
+                      fold, features, hooks)
     assert result.metrics["accuracy"] > 0.7, result.metrics
     assert [e for _, e, _ in hooks.epochs] == list(range(1, 13))
     assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy"} <= set(hooks.epochs[0][2])
@@ -51,7 +52,7 @@ def test_fold_learns_the_easy_effect_and_reports_each_epoch(features, model):
 
 def test_fold_is_deterministic_on_cpu(features):
     fold = LeaveOneSubjectOut(seed=0).split(features)[1]
-    config = TrainConfig(model="stib", epochs=3, seed=7)
+    config = TrainConfig(model="mood_reader", variant="stib_cf", epochs=3, seed=7)
     a, b = run_fold(config, fold, features), run_fold(config, fold, features)
     assert np.array_equal(a.y_pred, b.y_pred)
     assert a.history == b.history
@@ -68,15 +69,22 @@ def test_test_samples_never_shape_training(features):
     assert clean.history == poisoned.history  # normalisation, early stopping: train/val only
     clean_state = torch.load(io.BytesIO(clean.weights), weights_only=True)
     poisoned_state = torch.load(io.BytesIO(poisoned.weights), weights_only=True)
-    assert torch.equal(clean_state["norm_mean"], poisoned_state["norm_mean"])
+    assert torch.equal(clean_state["norm"]["x"]["mean"], poisoned_state["norm"]["x"]["mean"])
 
 
 def test_errors_reach_the_error_hook(features):
     fold = LeaveOneSubjectOut(seed=0).split(features)[0]
     hooks = Recorder()
     with pytest.raises(ConfigError, match="heads=3"):
-        run_fold(TrainConfig(model="stib", model_params={"heads": 3}, epochs=1), fold, features, hooks)
+        run_fold(TrainConfig(model="mood_reader", variant="stib_cf", model_params={"heads": 3}, epochs=1), fold,
+                 features, hooks)
     assert [f for f, _ in hooks.errors] == [fold.name]
+
+
+def test_missing_extra_input_is_a_clear_error(features):
+    fold = LeaveOneSubjectOut(seed=0).split(features)[0]
+    with pytest.raises(ConfigError, match=r"variant stib_eye_cf\) needs input\(s\) eye, which the feature set lacks"):
+        run_fold(TrainConfig(model="mood_reader", variant="stib_eye_cf", epochs=1), fold, features)
 
 
 def test_train_config_validates():

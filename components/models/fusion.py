@@ -1,0 +1,74 @@
+"""Fusion of per-modality representations into one vector.
+
+- :class:`AttentionFusion` — ``α = softmax(wᵀ tanh F)`` over the modality axis
+  and ``fused = F αᵀ`` (Gao et al. 2024); F ``(batch, n_modalities, dim)``.
+- :class:`ScoreFusion` — k representations ``(batch, dim)`` are each scored
+  to one scalar per sample by a learnable row, the scores are softmax-ed over
+  the k inputs and the representations summed with those weights.
+
+Both return ``(fused (batch, dim), weights (batch, k))`` and keep the last
+weights (detached) in ``last_weights`` for inspection.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from moodops.components.errors import ConfigError
+
+
+class AttentionFusion(nn.Module):
+    """Attention over the modality axis.
+
+    features : (batch, n_modalities, dim) → (fused (batch, dim), α (batch, n_modalities))
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        # a random (not zero) start so the weights are informative from the first step
+        self.w = nn.Parameter(torch.randn(dim) * dim ** -0.5)
+        self.last_weights: torch.Tensor | None = None
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if features.dim() != 3:
+            raise ConfigError(f"AttentionFusion needs (batch, n_modalities, dim), got shape {tuple(features.shape)}")
+        weights = torch.softmax(torch.tanh(features) @ self.w, dim=1)
+        fused = (weights.unsqueeze(-1) * features).sum(dim=1)
+        self.last_weights = weights.detach()
+        return fused, weights
+
+
+class ScoreFusion(nn.Module):
+    """Score-weighted sum of k representations.
+
+    ``score_i = W_i · r_i + b_i`` with one learnable row ``W_i`` per input (a
+    ``(k, dim)`` matrix) when ``n_inputs`` is given, or one row shared by any
+    number of inputs when it is None; ``weights = softmax_i(score_i)``.
+
+    representations : k tensors (batch, dim) → (fused (batch, dim), weights (batch, k))
+    """
+
+    def __init__(self, dim: int, n_inputs: int | None = None) -> None:
+        super().__init__()
+        if n_inputs is not None and n_inputs < 1:
+            raise ConfigError(f"The 'n_inputs' parameter must be a positive integer or None. Got {n_inputs} instead.")
+        self.n_inputs = n_inputs
+        rows = 1 if n_inputs is None else n_inputs
+        self.weight = nn.Parameter(torch.randn(rows, dim) * dim ** -0.5)
+        self.bias = nn.Parameter(torch.zeros(rows))
+        self.last_weights: torch.Tensor | None = None
+
+    def forward(self, representations: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        stacked = torch.stack(list(representations), dim=1)  # (batch, k, dim)
+        if self.n_inputs is not None and stacked.shape[1] != self.n_inputs:
+            raise ConfigError(f"ScoreFusion was built for {self.n_inputs} inputs, got {stacked.shape[1]}")
+        scores = (stacked * self.weight).sum(dim=-1) + self.bias  # (batch, k)
+        weights = torch.softmax(scores, dim=1)
+        fused = (weights.unsqueeze(-1) * stacked).sum(dim=1)
+        self.last_weights = weights.detach()
+        return fused, weights
+
+
+__all__ = ["AttentionFusion", "ScoreFusion"]
