@@ -157,6 +157,89 @@ class TrainTestSplit(Protocol):
         return 1
 
 
+def _session_trials(features: FeatureSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (features.column("subject").astype(np.int64), features.column("session").astype(np.int64),
+            features.column("trial").astype(np.int64))
+
+
+class PerSubject(Protocol):
+    """Within each subject and session: the first ``train_trials`` trials train, the rest test.
+
+    One fold per (subject, session), as the SEED-family papers evaluate
+    (SEED 9/6, SEED-IV 16/8, SEED-V 9/6 trials); the validation part is
+    carved from the training trials. ``train_trials=None`` takes 60 % of each
+    session's trials.
+    """
+
+    name: ClassVar[str] = "per-subject"
+
+    def __init__(self, train_trials: int | None = None, val_fraction: float = 0.1, seed: int = 0) -> None:
+        super().__init__(val_fraction, seed)
+        if train_trials is not None and train_trials < 1:
+            raise ConfigError(f"The 'train_trials' parameter must be an int >= 1. Got {train_trials} instead.")
+        self.train_trials = train_trials
+
+    def split(self, features: FeatureSet) -> list[Fold]:
+        subjects, sessions, trials = _session_trials(features)
+        groups = trial_groups(features)
+        rows = np.arange(len(subjects))
+        folds = []
+        for k, (subject, session) in enumerate(sorted(set(zip(subjects.tolist(), sessions.tolist())))):
+            here = (subjects == subject) & (sessions == session)
+            order = np.unique(trials[here])
+            n_train = self.train_trials if self.train_trials is not None else int(round(0.6 * len(order)))
+            if not 1 <= n_train < len(order):
+                raise ConfigError(f"per-subject: subject {subject} session {session} has {len(order)} trials, "
+                                  f"so train_trials must be in [1, {len(order) - 1}]; got {n_train}")
+            is_train = here & np.isin(trials, order[:n_train])
+            rng = np.random.default_rng([self.seed, k])
+            train, val = _carve_validation(rows[is_train], groups, self.val_fraction, rng) if n_train > 1 else (
+                rows[is_train], rows[:0])
+            folds.append(Fold(f"subject-{subject:02d}-session-{session}", train, val,
+                              rows[here & ~is_train], (int(subject),), self.seed))
+        return folds
+
+
+class CrossSession(Protocol):
+    """Within each subject: train on some sessions, test on another.
+
+    By default one fold per (subject, session) leaves that session out;
+    ``test_session=S`` gives one fold per subject that tests on session S and
+    trains on the others (the common "sessions 1–2 → 3"). The validation part
+    is carved from the training sessions' trials.
+    """
+
+    name: ClassVar[str] = "cross-session"
+
+    def __init__(self, test_session: int | None = None, val_fraction: float = 0.1, seed: int = 0) -> None:
+        super().__init__(val_fraction, seed)
+        self.test_session = test_session
+
+    def split(self, features: FeatureSet) -> list[Fold]:
+        subjects, sessions, _ = _session_trials(features)
+        groups = trial_groups(features)
+        rows = np.arange(len(subjects))
+        folds = []
+        for subject in np.unique(subjects).tolist():
+            own = np.unique(sessions[subjects == subject]).tolist()
+            if len(own) < 2:
+                raise ConfigError(f"cross-session needs at least 2 sessions per subject; subject {subject} has "
+                                  f"{len(own)} (session {', '.join(map(str, own))})")
+            if self.test_session is not None and self.test_session not in own:
+                raise ConfigError(f"cross-session: subject {subject} has no session {self.test_session} "
+                                  f"(it has {', '.join(map(str, own))})")
+            for session in own if self.test_session is None else [self.test_session]:
+                test = rows[(subjects == subject) & (sessions == session)]
+                rng = np.random.default_rng([self.seed, subject, session])
+                train, val = _carve_validation(rows[(subjects == subject) & (sessions != session)], groups,
+                                               self.val_fraction, rng)
+                folds.append(Fold(f"subject-{subject:02d}-session-{session}", train, val, test, (int(subject),),
+                                  self.seed))
+        return folds
+
+
 PROTOCOLS: Registry[type[Protocol]] = Registry("protocol")
 PROTOCOLS.register("loso")(LeaveOneSubjectOut)
 PROTOCOLS.register("split")(TrainTestSplit)
+PROTOCOLS.register("per-subject")(PerSubject)
+PROTOCOLS.register("cross-session")(CrossSession)

@@ -11,23 +11,29 @@ import numpy as np
 class Recording:
     """One trial of one subject.
 
-    data : ndarray, shape (n_channels, n_times)
-        EEG in volts or microvolts as the dataset stores it.
+    data : ndarray, shape (n_channels, n_times), or None
+        EEG in volts or microvolts as the dataset stores it; None for a
+        recording read from a feature-only release (see ``features``).
     labels : dict
         Every target the dataset has for this trial (raw values, e.g. ratings).
     extra : dict
         Other modalities aligned to the same trial (peripheral, eye, face), each
-        an ndarray whose first axis is time or window.
+        an ndarray whose first axis is time or window. ``eye`` and ``face`` are
+        per-window features ``(n_windows, n_features)`` aligned to the EEG
+        feature windows (NaN where a window is missing).
+    features : ndarray, shape (n_windows, n_channels, n_features), or None
+        Precomputed EEG features shipped with the dataset (e.g. SEED's DE).
     """
 
     subject: int
     session: int
     trial: int
-    data: np.ndarray
+    data: np.ndarray | None
     sfreq: float
     ch_names: tuple[str, ...]
     labels: dict[str, float]
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    features: np.ndarray | None = None
 
 
 @dataclass

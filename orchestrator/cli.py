@@ -33,6 +33,8 @@ def _err(text: str = "", nl: bool = True) -> None:
 class Protocol(str, Enum):
     loso = "loso"
     split = "split"
+    per_subject = "per-subject"
+    cross_session = "cross-session"
 
 
 class Kind(str, Enum):
@@ -101,7 +103,7 @@ def _duration(seconds: float) -> str:
 
 @app.command()
 def run(
-    protocol: Annotated[Protocol, typer.Argument(help="loso: one fold per subject; split: one train/test split.")],
+    protocol: Annotated[Protocol, typer.Argument(help="loso: one fold per subject; split: one train/test split; per-subject: first trials of each session train, the rest test; cross-session: leave one session out per subject.")],
     dataset: Annotated[Optional[str], typer.Option(help="Dataset name (see `moodops list datasets`).")] = None,
     root: Annotated[Optional[Path], typer.Option(help="The dataset on disk.")] = None,
     synthetic: Annotated[Optional[bool], typer.Option("--synthetic", help="Use (and on first use generate) a full-size synthetic dataset in the real format.")] = None,
@@ -113,6 +115,9 @@ def run(
     subjects: Annotated[Optional[str], typer.Option(help="Subjects to use, e.g. 1,2,5-8.")] = None,
     ratio: Annotated[Optional[float], typer.Option(help="split: training share (0.8).")] = None,
     split_level: Annotated[Optional[str], typer.Option(help="split: 'trial' (default) or 'window' (leaks; reproduces papers).")] = None,
+    train_trials: Annotated[Optional[int], typer.Option(help="per-subject: training trials per session (default: the dataset's papers', else 60 %).")] = None,
+    test_session: Annotated[Optional[int], typer.Option(help="cross-session: test on this session only (default: leave each session out).")] = None,
+    feature: Annotated[Optional[str], typer.Option(help="de, psd, dfc or precomputed (default: the model's; precomputed for feature-only releases).")] = None,
     cpus_per_fold: Annotated[Optional[float], typer.Option(help="CPUs per fold task (also its torch threads).")] = None,
     gpus_per_fold: Annotated[Optional[float], typer.Option(help="GPUs per fold task; fractions share a GPU.")] = None,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray).")] = None,
@@ -129,7 +134,8 @@ def run(
 
     cli = dict(protocol=protocol.value, dataset=dataset, root=str(root) if root else None, synthetic=synthetic,
                label=label, model=model, variant=variant, epochs=epochs, seed=seed, subjects=subjects, ratio=ratio,
-               split_level=split_level, cpus_per_fold=cpus_per_fold, gpus_per_fold=gpus_per_fold,
+               split_level=split_level, train_trials=train_trials, test_session=test_session, feature=feature,
+               cpus_per_fold=cpus_per_fold, gpus_per_fold=gpus_per_fold,
                address=address, tracking_uri=tracking_uri, experiment=experiment,
                output_json=str(output_json) if output_json else None)
     for item in set_ or []:

@@ -38,6 +38,7 @@ class RunConfig:
     # features (None: the model's default, see MODEL_DEFAULTS)
     feature: str | None = None
     de_method: str = "bandpass"
+    precomputed: str | None = None
     window_s: float | None = None
     seq_len: int | None = None
     baseline_removal: bool = False
@@ -45,6 +46,8 @@ class RunConfig:
     ratio: float = 0.8
     split_level: str = "trial"
     val_fraction: float = 0.1
+    train_trials: int | None = None
+    test_session: int | None = None
     # model and training
     model: str = "mood_reader"
     variant: str = "auto"
@@ -53,6 +56,7 @@ class RunConfig:
     batch_size: int | None = None
     lr: float | None = None
     weight_decay: float = 1e-4
+    optimizer: str | None = None
     patience: int = 5
     seed: int = 0
     # resources
@@ -101,7 +105,8 @@ class RunConfig:
 
 
 #: Defaults of the keys a model may set for itself (``ModelInfo.run_defaults``).
-MODEL_DEFAULTS: dict[str, Any] = {"window_s": 1.0, "seq_len": 4, "batch_size": 256, "lr": 1e-3}
+MODEL_DEFAULTS: dict[str, Any] = {"window_s": 1.0, "seq_len": 4, "batch_size": 256, "lr": 1e-3,
+                                  "optimizer": "adamw"}
 
 _HINTS = get_type_hints(RunConfig)
 KEYS = tuple(f.name for f in fields(RunConfig))

@@ -43,9 +43,10 @@ def registry_rows(kind: str) -> list[tuple[str, str]]:
         for n in MODELS.names():
             info = MODELS.get(n)
             lines = [info.description, f"  feature {' or '.join(info.features)}"
-                     + "".join(f", {k} {v:g}" for k, v in info.run_defaults.items())]
+                     + "".join(f", {k} {v:g}" if isinstance(v, float) else f", {k} {v}"
+                                 for k, v in info.run_defaults.items())]
             if len(info.variants) > 1:
-                lines += [f"  --variant {v.name:<13} needs {'+'.join(v.modalities):<9} {v.description}"
+                lines += [f"  --variant {v.name:<13} needs {'+'.join(v.modalities):<15} {v.description}"
                           for v in info.variants]
             else:
                 lines += [f"  needs {'+'.join(info.variants[0].modalities)}"]

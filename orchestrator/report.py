@@ -12,13 +12,22 @@ SUMMARY_METRICS = ("accuracy", "macro_f1")
 
 
 def aggregate(results: list[FoldResult]) -> dict[str, float]:
-    """Mean and (population) standard deviation over folds of each test metric."""
+    """Mean and (population) standard deviation of each test metric over subjects.
+
+    Folds that test the same subject(s) (``per-subject`` and ``cross-session``
+    give one per session) are averaged first, so every subject weighs the
+    same; with one fold per subject this is the mean over folds.
+    """
+    groups: dict[tuple[int, ...], list[FoldResult]] = {}
+    for r in results:
+        groups.setdefault(tuple(r.test_subjects), []).append(r)
     out: dict[str, float] = {}
     for name in SUMMARY_METRICS:
-        values = np.array([r.metrics[name] for r in results], dtype=float)
+        values = np.array([np.mean([r.metrics[name] for r in g]) for g in groups.values()], dtype=float)
         out[f"test_{name}_mean"] = float(np.mean(values))
         out[f"test_{name}_std"] = float(np.std(values))
     out["n_folds"] = float(len(results))
+    out["n_subject_groups"] = float(len(groups))
     return out
 
 

@@ -18,7 +18,8 @@ from moodops.components.datasets import DATASETS
 from moodops.components.errors import ConfigError
 from moodops.components.features import FeatureConfig, build_features, dataset_fingerprint, make_sequences
 from moodops.components.models import MODELS
-from moodops.components.protocols import PROTOCOLS, LeaveOneSubjectOut, TrainTestSplit, leakage_fraction
+from moodops.components.protocols import (PROTOCOLS, CrossSession, LeaveOneSubjectOut, PerSubject, TrainTestSplit,
+                                          leakage_fraction)
 from moodops.components.types import FeatureSet, Fold, FoldResult
 from moodops.orchestrator.config import MODEL_DEFAULTS, RunConfig, default_cache_dir
 from moodops.orchestrator.fanout import Progress
@@ -103,6 +104,11 @@ def _protocol(config: RunConfig):
                    seed=config.seed)
     if cls is LeaveOneSubjectOut:
         return cls(val_fraction=config.val_fraction, seed=config.seed)
+    if cls is PerSubject:
+        train_trials = config.train_trials or DATASETS.get(config.dataset).per_subject_train_trials
+        return cls(train_trials=train_trials, val_fraction=config.val_fraction, seed=config.seed)
+    if cls is CrossSession:
+        return cls(test_session=config.test_session, val_fraction=config.val_fraction, seed=config.seed)
     return cls(seed=config.seed)
 
 
@@ -115,6 +121,14 @@ def validate_names(config: RunConfig) -> None:
     if config.feature is not None and config.feature not in info.features:
         raise ConfigError(f"model '{config.model}' takes feature {' or '.join(info.features)}, not "
                           f"'{config.feature}'")
+    if config.feature == "precomputed" and not dataset_cls.precomputed:
+        raise ConfigError(f"dataset '{config.dataset}' ships no precomputed features; use --feature de, psd or dfc")
+    if config.feature not in (None, "precomputed") and "raw_eeg" not in dataset_cls.modalities:
+        raise ConfigError(f"dataset '{config.dataset}' has no raw EEG to compute '{config.feature}' from; "
+                          "it ships precomputed features (--feature precomputed)")
+    if "raw_eeg" not in dataset_cls.modalities and "precomputed" not in info.features:
+        raise ConfigError(f"model '{config.model}' needs feature {' or '.join(info.features)}, computed from raw "
+                          f"EEG, which dataset '{config.dataset}' does not ship")
     fitting = info.variants_for(dataset_cls.modalities)
     if config.variant == "auto":
         if not fitting:
@@ -134,14 +148,18 @@ def validate_names(config: RunConfig) -> None:
 def resolve_model_defaults(config: RunConfig) -> RunConfig:
     """Fill what the user left to the model: the variant ('auto': the first of the model's variants,
     in its order of completeness, whose modalities the dataset has), feature, window, sequence
-    length, batch size and learning rate."""
+    length, batch size, learning rate and optimizer."""
     validate_names(config)
     info = MODELS.get(config.model)
     changes: dict[str, Any] = {}
     if config.variant == "auto":
         changes["variant"] = info.variants_for(DATASETS.get(config.dataset).modalities)[0].name
+    dataset_cls = DATASETS.get(config.dataset)
     if config.feature is None:
-        changes["feature"] = info.features[0]
+        feature_only = "raw_eeg" not in dataset_cls.modalities
+        changes["feature"] = "precomputed" if feature_only else info.features[0]
+    if (changes.get("feature", config.feature) == "precomputed") and config.precomputed is None:
+        changes["precomputed"] = dataset_cls.precomputed[0]
     for key, default in MODEL_DEFAULTS.items():
         if getattr(config, key) is None:
             changes[key] = info.run_defaults.get(key, default)
@@ -151,7 +169,8 @@ def resolve_model_defaults(config: RunConfig) -> RunConfig:
 def train_config(config: RunConfig) -> TrainConfig:
     return TrainConfig(model=config.model, variant=config.variant, model_params=dict(config.model_params),
                        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                       weight_decay=config.weight_decay, patience=config.patience, seed=config.seed)
+                       weight_decay=config.weight_decay, optimizer=config.optimizer, patience=config.patience,
+                       seed=config.seed)
 
 
 def prepare_features(config: RunConfig, reporter: Reporter) -> FeatureSet:
@@ -164,9 +183,11 @@ def prepare_features(config: RunConfig, reporter: Reporter) -> FeatureSet:
     else:
         root = Path(config.root)
     dataset_cls = DATASETS.get(config.dataset)
-    dataset = dataset_cls(root, subjects=config.subjects, threshold=config.threshold, comparison=config.comparison)
     variant = MODELS.get(config.model).variant(config.variant)
-    feature_config = FeatureConfig(kind=config.feature, method=config.de_method, window_s=config.window_s,
+    dataset = dataset_cls(root, subjects=config.subjects, modalities=[m for m in variant.extras if m != "raw"],
+                          **{k: getattr(config, k) for k in dataset_cls.option_names})
+    method = config.precomputed if config.feature == "precomputed" else config.de_method
+    feature_config = FeatureConfig(kind=config.feature, method=method, window_s=config.window_s,
                                    baseline_removal=config.baseline_removal, extras=variant.extras)
     t0 = time.perf_counter()
     windows = build_features(
@@ -207,7 +228,9 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> RunSu
     reporter.status(f"MLflow parent run {parent} in experiment '{config.experiment}' ({tracker.uri})")
     reporter.status(f"model {config.model}, variant {config.variant}"
                     f"{' (auto: the fullest variant this dataset supports; --variant to choose)' if requested_variant == 'auto' else ''}"
-                    f"; feature {config.feature}, {config.window_s:g}-s windows, {config.seq_len} per sample")
+                    f"; feature {config.feature}"
+                    + (f" {config.precomputed} (the release's windows)" if config.feature == "precomputed"
+                       else f", {config.window_s:g}-s windows") + f", {config.seq_len} per sample")
     children: dict[str, str] = {}
     started_ray = False
     try:

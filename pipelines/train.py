@@ -8,10 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from moodops.components.errors import ConfigError
+from moodops.components.errors import ConfigError, invalid_choice
 from moodops.pipelines.hooks import Hooks
 
 logger = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adamw", "adam")
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,8 @@ class TrainConfig:
     ``variant``: the model's variant (``None``: its default).
     ``patience``: stop after this many epochs without a lower validation loss
     and restore the best epoch's weights (needs a validation part).
+    ``optimizer``: ``adamw`` (decoupled weight decay) or ``adam`` (weight
+    decay as L2 in the gradient, as the DFCN paper trains).
     ``device``: ``"auto"`` uses CUDA when this process can see a GPU.
     ``num_threads``: torch intra-op threads (the Ray task's CPU allotment).
     """
@@ -32,6 +36,7 @@ class TrainConfig:
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    optimizer: str = "adamw"
     patience: int = 5
     seed: int = 0
     device: str = "auto"
@@ -44,6 +49,8 @@ class TrainConfig:
             raise ConfigError(f"The 'batch_size' parameter must be an int >= 1. Got {self.batch_size} instead.")
         if not self.lr > 0:
             raise ConfigError(f"The 'lr' parameter must be a float > 0. Got {self.lr} instead.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(invalid_choice("optimizer", self.optimizer, OPTIMIZERS))
         if self.patience < 1:
             raise ConfigError(f"The 'patience' parameter must be an int >= 1. Got {self.patience} instead.")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -95,8 +102,9 @@ def fit(model, config: TrainConfig, fold: str, train: dict, y_train, validation:
 
     loss_fn = torch.nn.CrossEntropyLoss()
     auxiliary = getattr(model, "auxiliary_loss", None)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
-                                  weight_decay=config.weight_decay)
+    optimizer_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = optimizer_cls([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                              weight_decay=config.weight_decay)
     history: list[dict[str, float]] = []
     best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
     n, n_val = len(y_train), len(y_val)

@@ -18,17 +18,36 @@ class Dataset(ABC):
 
     Lifecycle: the constructor stores options and checks nothing on disk;
     :meth:`subjects` lists what is there; :meth:`load_subject` reads and
-    validates one subject's files into :class:`Recording` objects.
+    validates one subject's files into :class:`Recording` objects (raw EEG in
+    ``data``), :meth:`load_precomputed` the same with the release's own
+    features in ``features``. Other modalities (``eye``, ``face``) are read
+    only when named in ``modalities`` and arrive in ``Recording.extra``.
+
+    Class attributes: ``modalities`` — what the dataset can provide (``eeg``:
+    EEG features, ``raw_eeg``: the EEG signal, ``eye``, ``face``,
+    ``peripheral``); ``precomputed`` — names of the precomputed EEG feature
+    sets (first = default); ``option_names`` — the run-config keys the
+    constructor accepts as keyword options; ``label_names`` / ``targets``.
     """
 
     name: ClassVar[str]
-    modalities: ClassVar[tuple[str, ...]] = ("eeg",)
+    modalities: ClassVar[tuple[str, ...]] = ("eeg", "raw_eeg")
+    precomputed: ClassVar[tuple[str, ...]] = ()
+    option_names: ClassVar[tuple[str, ...]] = ()
     label_names: ClassVar[tuple[str, ...]] = ()
     targets: ClassVar[tuple[str, ...]] = ()
+    #: Training trials per session in the ``per-subject`` protocol as the dataset's papers use (None: 60 %).
+    per_subject_train_trials: ClassVar[int | None] = None
 
-    def __init__(self, root: str | Path, subjects: Sequence[int] | None = None) -> None:
+    def __init__(self, root: str | Path, subjects: Sequence[int] | None = None,
+                 modalities: Sequence[str] = ()) -> None:
         self.root = Path(root).expanduser()
         self.requested_subjects = None if subjects is None else [int(s) for s in subjects]
+        unknown = [m for m in modalities if m not in self.modalities]
+        if unknown:
+            raise ConfigError(f"dataset '{self.name}' has no modality {', '.join(unknown)} "
+                              f"(it has {', '.join(self.modalities)})")
+        self.requested_modalities = tuple(modalities)
 
     @abstractmethod
     def available_subjects(self) -> dict[int, Path]:
@@ -36,7 +55,11 @@ class Dataset(ABC):
 
     @abstractmethod
     def load_subject(self, subject: int) -> list[Recording]:
-        """Read and validate every trial of one subject."""
+        """Read and validate every trial of one subject (raw EEG in ``data``)."""
+
+    def load_precomputed(self, subject: int, name: str) -> list[Recording]:
+        """Every trial of one subject with the precomputed feature set ``name`` in ``features``."""
+        raise ConfigError(f"dataset '{self.name}' ships no precomputed features; use --feature de, psd or dfc")
 
     @abstractmethod
     def make_targets(self, labels: dict[str, np.ndarray], target: str) -> tuple[np.ndarray, tuple[str, ...]]:

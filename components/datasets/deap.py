@@ -67,12 +67,15 @@ class Deap(Dataset):
     """
 
     name: ClassVar[str] = "deap"
-    modalities: ClassVar[tuple[str, ...]] = ("eeg", "peripheral")
+    modalities: ClassVar[tuple[str, ...]] = ("eeg", "raw_eeg", "peripheral")
     label_names: ClassVar[tuple[str, ...]] = LABEL_NAMES
     targets: ClassVar[tuple[str, ...]] = TARGETS
 
-    def __init__(self, root: str | Path, subjects=None, threshold: float = 5.0, comparison: str = ">") -> None:
-        super().__init__(root, subjects)
+    option_names: ClassVar[tuple[str, ...]] = ("threshold", "comparison")
+
+    def __init__(self, root: str | Path, subjects=None, modalities=(), threshold: float = 5.0,
+                 comparison: str = ">") -> None:
+        super().__init__(root, subjects, modalities)
         if comparison not in COMPARISONS:
             raise ConfigError(invalid_choice("comparison", comparison, COMPARISONS))
         if not 1.0 <= float(threshold) <= 9.0:

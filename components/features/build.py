@@ -28,6 +28,9 @@ FEATURES.register("de")(differential_entropy)
 FEATURES.register("psd")(power_spectral_density)
 FEATURES.register("dfc")(dynamic_connectivity)
 
+#: Every feature kind: the computed ones above, and the features a release ships.
+FEATURE_KINDS = (*FEATURES.names(), "precomputed")
+
 #: Inputs besides ``x`` that :func:`build_features` can add (see the model contract).
 EXTRAS = ("raw", "eye", "face")
 
@@ -43,7 +46,9 @@ class FeatureConfig:
     ``raw`` (the window's EEG samples), ``eye`` and ``face`` (the dataset's
     per-window features of those modalities).
     ``kind``: ``de`` and ``psd`` give ``(C, bands)`` per window; ``dfc`` gives
-    the ``(C, C)`` Pearson connectivity of the channels' Welch spectra.
+    the ``(C, C)`` Pearson connectivity of the channels' Welch spectra;
+    ``precomputed`` takes the features the dataset release ships (``method``
+    names the set, e.g. SEED's ``de_LDS``; windows are the release's own).
     """
 
     kind: str = "de"
@@ -55,7 +60,10 @@ class FeatureConfig:
     extras: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        FEATURES.get(self.kind)  # an unknown kind lists the valid ones
+        if self.kind not in FEATURE_KINDS:
+            raise ConfigError(invalid_choice("feature", self.kind, FEATURE_KINDS))
+        if self.kind == "precomputed" and "raw" in self.extras:
+            raise ConfigError("precomputed features come without the raw EEG windows a 'raw' input needs")
         for name in self.extras:
             if name not in EXTRAS:
                 raise ConfigError(invalid_choice("extras", name, EXTRAS))
@@ -79,6 +87,10 @@ class FeatureConfig:
 def subject_features(dataset: Dataset, subject: int, config: FeatureConfig
                      ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Compute one subject's window features → (x (n_rows, C, F), metadata columns, extra inputs)."""
+    if config.kind == "precomputed":
+        recordings = dataset.load_precomputed(subject, config.method)
+        per_trial = [np.asarray(r.features, dtype=np.float32)[None] for r in recordings]
+        return _collect(dataset, recordings, per_trial, config)
     recordings = dataset.load_subject(subject)
     lengths = {r.data.shape for r in recordings}
     if len(lengths) == 1:
@@ -90,6 +102,12 @@ def subject_features(dataset: Dataset, subject: int, config: FeatureConfig
         per_trial = [config.compute(r.data, r.sfreq)[None] for r in recordings]
         if config.baseline_removal:
             per_trial = [p - _baseline([r], config) for p, r in zip(per_trial, recordings)]
+    return _collect(dataset, recordings, per_trial, config)
+
+
+def _collect(dataset: Dataset, recordings, per_trial: list[np.ndarray], config: FeatureConfig
+             ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-trial feature blocks → (x rows, metadata columns, extra inputs)."""
     rows_x, meta = [], {k: [] for k in ("subject", "session", "trial", "window")}
     labels: dict[str, list[float]] = {k: [] for k in recordings[0].labels}
     extra: dict[str, list[np.ndarray]] = {k: [] for k in config.extras}

@@ -34,8 +34,10 @@ from typing import Any
 from moodops.components.errors import ConfigError, invalid_choice
 from moodops.components.registry import Registry
 
-#: Which dataset modality each model input comes from.
-INPUT_MODALITY = {"x": "eeg", "raw": "eeg", "eye": "eye", "face": "face"}
+#: Which dataset modality each model input comes from: ``eeg`` is EEG features
+#: (computed or precomputed), ``raw_eeg`` the EEG signal itself, which
+#: feature-only releases (SEED-IV, SEED-V) do not have.
+INPUT_MODALITY = {"x": "eeg", "raw": "raw_eeg", "eye": "eye", "face": "face"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class ModelInfo:
     target: str  # "module:Class"
     description: str
     variants: tuple[Variant, ...] = (Variant("default", "the model", {}, ("x",)),)
-    features: tuple[str, ...] = ("de", "psd")
+    features: tuple[str, ...] = ("de", "psd", "precomputed")
     run_defaults: dict[str, Any] = field(default_factory=dict)
     framework: str = "torch"
 
@@ -160,7 +162,7 @@ register_model(ModelInfo(
                 {"prior": True, "nonlocal_block": False}, ("x", "face")),
     ),
     features=("dfc",),
-    run_defaults={"window_s": 3.0, "seq_len": 20, "batch_size": 40, "lr": 1e-3},
+    run_defaults={"window_s": 3.0, "seq_len": 20, "batch_size": 40, "lr": 1e-3, "optimizer": "adam"},
 ))
 register_model(ModelInfo(
     "dgcnn", "moodops.components.models.dgcnn:DGCNN",

@@ -1,4 +1,11 @@
-"""Shared building blocks (attention) used by several architectures."""
+"""Shared building blocks (attention) used by several architectures.
+
+Dropout in attention blocks acts on the attention *output* (before the
+residual sum), never on the attention probabilities: dropping probabilities
+forces torch's unfused attention kernel, which on CPU was 6× slower and
+held every probability matrix for backward (measured on a 2560 × 32-token
+batch, tests/benchmarks/bench_models.py).
+"""
 from __future__ import annotations
 
 import torch
@@ -22,7 +29,7 @@ class AttentionBlock(nn.Module):
         super().__init__()
         check_heads(dim, heads)
         self.norm_in = nn.LayerNorm(dim)
-        self.attention = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.norm_out = nn.LayerNorm(dim)
 
@@ -49,7 +56,7 @@ class InterlinkBlock(nn.Module):
         self.primary = nn.Linear(dim, dim)
         self.align_tokens = nn.Linear(other_tokens, primary_tokens)
         self.align_features = nn.Linear(dim, dim)
-        self.attention = nn.MultiheadAttention(2 * dim, heads, dropout=dropout, batch_first=True)
+        self.attention = nn.MultiheadAttention(2 * dim, heads, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(2 * dim)
 

@@ -177,7 +177,7 @@ class MoodReader(nn.Module):
             self.level1 = ScoreFusion(fusion_dim, 2)
             self.level2 = ScoreFusion(fusion_dim, len(reps) - 2) if len(reps) > 3 else None
             self.final_norm = nn.ModuleList([nn.LayerNorm(fusion_dim), nn.LayerNorm(fusion_dim)])
-            self.final_attention = nn.MultiheadAttention(fusion_dim, heads, dropout=dropout, batch_first=True)
+            self.final_attention = nn.MultiheadAttention(fusion_dim, heads, batch_first=True)
             self.head = nn.Sequential(
                 nn.BatchNorm1d(2 * fusion_dim),
                 nn.Linear(2 * fusion_dim, fusion_dim), nn.ReLU(), nn.Dropout(dropout),

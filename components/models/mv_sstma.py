@@ -97,7 +97,7 @@ class HybridBlock(nn.Module):
         check_heads(dim, heads)
         self.convs = nn.ModuleList(CausalConv1d(dim, dim, k) for k in kernel_sizes)
         self.batch_norms = nn.ModuleList(nn.BatchNorm1d(dim) for _ in kernel_sizes)
-        self.attentions = nn.ModuleList(nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.attentions = nn.ModuleList(nn.MultiheadAttention(dim, heads, batch_first=True)
                                         for _ in kernel_sizes)
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim)

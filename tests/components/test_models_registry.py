@@ -27,9 +27,11 @@ def test_models_are_registered():
 def test_variants_name_their_modalities():
     mood_reader = MODELS.get("mood_reader")
     assert mood_reader.default_variant == "full"
-    assert mood_reader.variant("full").modalities == ("eeg", "eye")
+    assert mood_reader.variant("full").modalities == ("eeg", "raw_eeg", "eye")
     assert mood_reader.variant("stib_enc_cf").extras == ("raw",)
-    assert [v.name for v in mood_reader.variants_for(("eeg",))][:1] == ["stib_enc_mlf"]
+    assert [v.name for v in mood_reader.variants_for(("eeg", "raw_eeg"))][:1] == ["stib_enc_mlf"]
+    assert mood_reader.variant("stib_enc_mlf").modalities == ("eeg", "raw_eeg")
+    assert [v.name for v in mood_reader.variants_for(("eeg", "eye"))][:1] == ["stib_eye_mlf"]
     assert MODELS.get("mv_sstma").variant("eye").modalities == ("eye",)
     assert MODELS.get("dfcn").variant("full").modalities == ("eeg", "face")
     with pytest.raises(ConfigError, match="Did you mean 'stib_cf'"):

@@ -195,3 +195,57 @@ def test_protocol_registry():
     assert PROTOCOLS.get("split") is TrainTestSplit
     with pytest.raises(UnknownNameError, match="Did you mean 'loso'"):
         PROTOCOLS.get("lsoo")
+
+
+def _sessions_features(n_subjects=3, n_sessions=3, n_trials=6, windows=2):
+    import pyarrow as pa
+
+    from moodops.components.types import FeatureSet
+
+    rows = [(s, se, t, w) for s in range(1, n_subjects + 1) for se in range(1, n_sessions + 1)
+            for t in range(1, n_trials + 1) for w in range(windows)]
+    cols = np.array(rows, dtype=np.int32).T
+    meta = pa.table({"subject": cols[0], "session": cols[1], "trial": cols[2], "window": cols[3]})
+    return FeatureSet(np.zeros((len(rows), 2, 3), np.float32), meta, ("channel", "band"))
+
+
+def test_per_subject_trains_on_the_first_trials_of_each_session():
+    from moodops.components.protocols import PerSubject
+
+    fs = _sessions_features()
+    folds = PerSubject(train_trials=4, val_fraction=0.25, seed=0).split(fs)
+    assert [f.name for f in folds][:4] == ["subject-01-session-1", "subject-01-session-2", "subject-01-session-3",
+                                           "subject-02-session-1"]
+    assert len(folds) == 9
+    subject, session, trial = (fs.column(c) for c in ("subject", "session", "trial"))
+    for fold in folds:
+        everything = np.concatenate([fold.train, fold.validation, fold.test])
+        assert len(np.unique(subject[everything])) == 1 and len(np.unique(session[everything])) == 1
+        assert set(trial[fold.test]) == {5, 6}
+        assert set(trial[np.concatenate([fold.train, fold.validation])]) == {1, 2, 3, 4}
+        assert len(set(trial[fold.validation])) == 1  # a whole trial, from the training trials
+        assert leakage_fraction(fs, fold) == 0.0
+    with pytest.raises(ConfigError, match=r"train_trials must be in \[1, 5\]; got 6"):
+        PerSubject(train_trials=6).split(fs)
+    assert {len(set(trial[f.test])) for f in PerSubject().split(fs)} == {2}  # 60 % of 6 → 4 train
+
+
+def test_cross_session_leaves_each_session_out_or_the_chosen_one():
+    from moodops.components.protocols import CrossSession
+
+    fs = _sessions_features()
+    subject, session = fs.column("subject"), fs.column("session")
+    folds = CrossSession(seed=1).split(fs)
+    assert len(folds) == 9
+    for fold in folds:
+        assert len(np.unique(session[fold.test])) == 1
+        assert not set(session[fold.train]) & set(session[fold.test])
+        assert not set(session[fold.validation]) & set(session[fold.test])
+        assert len(np.unique(subject[np.concatenate([fold.train, fold.test])])) == 1
+    last = CrossSession(test_session=3).split(fs)
+    assert [f.name for f in last] == ["subject-01-session-3", "subject-02-session-3", "subject-03-session-3"]
+    assert all(set(session[np.concatenate([f.train, f.validation])]) == {1, 2} for f in last)
+    with pytest.raises(ConfigError, match="at least 2 sessions per subject; subject 1 has 1"):
+        CrossSession().split(_sessions_features(n_sessions=1))
+    with pytest.raises(ConfigError, match="subject 1 has no session 4"):
+        CrossSession(test_session=4).split(fs)

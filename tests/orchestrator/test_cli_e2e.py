@@ -130,7 +130,7 @@ def test_a_modality_the_dataset_lacks_is_refused_before_any_work(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "moodops: error: model 'mood_reader' variant 'full' needs modality eye, which dataset 'deap' does not have "
-        "(it has eeg, peripheral); variants that run on it: stib_enc_mlf, stib_enc_cf, stib_cf, stb_cf"]
+        "(it has eeg, raw_eeg, peripheral); variants that run on it: stib_enc_mlf, stib_enc_cf, stib_cf, stb_cf"]
     proc = moodops("run", "loso", "--synthetic", "--model", "dfcn", "--set", "feature=de", cwd=tmp_path)
     assert proc.returncode == 2 and "model 'dfcn' takes feature dfc, not 'de'" in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()

@@ -62,3 +62,31 @@ def test_config_hash_ignores_placement_but_not_results():
     c = resolve_config({"synthetic": True, "seed": 1}, None, {})
     assert a.config_hash() == b.config_hash()
     assert a.config_hash() != c.config_hash()
+
+
+def test_model_defaults_fill_only_what_the_user_left_open():
+    from moodops.orchestrator.run import resolve_model_defaults
+
+    dfcn = resolve_model_defaults(RunConfig(synthetic=True, model="dfcn"))
+    assert (dfcn.variant, dfcn.feature, dfcn.window_s, dfcn.seq_len, dfcn.batch_size, dfcn.lr, dfcn.optimizer) == (
+        "no_prior", "dfc", 3.0, 20, 40, 1e-3, "adam")
+    mine = resolve_model_defaults(RunConfig(synthetic=True, model="dfcn", seq_len=6, batch_size=8))
+    assert (mine.seq_len, mine.batch_size, mine.window_s) == (6, 8, 3.0)
+    reader = resolve_model_defaults(RunConfig(synthetic=True))
+    assert (reader.model, reader.variant, reader.feature, reader.window_s, reader.seq_len, reader.batch_size) == (
+        "mood_reader", "stib_enc_mlf", "de", 1.0, 4, 256)
+    chosen = resolve_model_defaults(RunConfig(synthetic=True, variant="stb_cf"))
+    assert chosen.variant == "stb_cf" and chosen.config_hash() != reader.config_hash()
+    # Resolving is idempotent: a resolved config resolves to itself.
+    assert resolve_model_defaults(reader) == reader
+
+
+def test_variant_and_feature_errors_before_any_work():
+    from moodops.orchestrator.run import resolve_model_defaults
+
+    with pytest.raises(ConfigError, match="variants that run on it: stib_enc_mlf, stib_enc_cf, stib_cf, stb_cf"):
+        resolve_model_defaults(RunConfig(synthetic=True, variant="full"))
+    with pytest.raises(ConfigError, match="Did you mean 'stib_cf'"):
+        resolve_model_defaults(RunConfig(synthetic=True, variant="stibcf"))
+    with pytest.raises(ConfigError, match="takes feature dfc, not 'psd'"):
+        resolve_model_defaults(RunConfig(synthetic=True, model="dfcn", feature="psd"))
