@@ -149,7 +149,7 @@ def run(
     summary = run_experiment(cfg, _CliReporter())
     agg = summary.aggregate
     typer.echo("")
-    typer.echo(f"{cfg.protocol} · {cfg.dataset} · {cfg.label} · {cfg.model} ({summary.variant}): "
+    typer.echo(f"{cfg.protocol} · {cfg.dataset} · {summary.label} · {cfg.model} ({summary.variant}): "
                f"{int(agg['n_folds'])} fold(s) "
                f"in {_duration(summary.wall_s)}")
     typer.echo(f"accuracy {agg['test_accuracy_mean']:.3f} ± {agg['test_accuracy_std']:.3f}   "
@@ -165,26 +165,29 @@ def run(
 
 @data_app.command("synth")
 def data_synth(
-    name: Annotated[str, typer.Argument(help="Dataset layout to write (deap).")],
+    name: Annotated[str, typer.Argument(help="Dataset layout to write: deap, seed, seed-iv or seed-v.")],
     out: Annotated[Path, typer.Option(help="Folder to write into.")],
-    subjects: Annotated[int, typer.Option(help="Number of subjects.")] = 32,
-    trials: Annotated[int, typer.Option(help="Trials per subject.")] = 40,
-    seconds: Annotated[float, typer.Option(help="Stimulus seconds per trial (plus a 3-s baseline).")] = 60.0,
+    subjects: Annotated[Optional[int], typer.Option(help="Number of subjects (default: as the real release).")] = None,
+    trials: Annotated[Optional[int], typer.Option(help="deap: trials per subject (40).")] = None,
+    seconds: Annotated[Optional[float], typer.Option(help="Trial length in seconds (deap 60 + 3-s baseline; seed 240).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    effect: Annotated[float, typer.Option(help="Strength of the label-dependent band-power changes.")] = 1.0,
+    effect: Annotated[float, typer.Option(help="Strength of the label-dependent signal.")] = 1.0,
+    with_face: Annotated[bool, typer.Option("--with-face", help="deap: also write OpenFace CSVs and participant_ratings.csv.")] = False,
 ) -> None:
     """Write a synthetic dataset in the dataset's real on-disk format."""
     from moodops.orchestrator.datacmd import synthesize
 
     t0 = time.perf_counter()
-    folder = synthesize(name, out, subjects, trials, seconds, seed, effect,
-                        progress=lambda d, t: _err(f"\r\033[Kwriting subject {d}/{t}", nl=d == t))
-    typer.echo(f"wrote {subjects} subject file(s) to {folder} in {time.perf_counter() - t0:.1f} s")
+    folder = synthesize(name, out, subjects, seed, effect,
+                        progress=lambda d, t: _err(f"\r\033[Kwriting subject {d}/{t}", nl=d == t),
+                        trials=trials, seconds=seconds, with_face=with_face)
+    typer.echo(f"wrote synthetic {name} to {folder} in {time.perf_counter() - t0:.1f} s "
+               f"(read it with --dataset {name} --root {folder})")
 
 
 @data_app.command("check")
 def data_check(
-    name: Annotated[str, typer.Argument(help="Dataset name (deap).")],
+    name: Annotated[str, typer.Argument(help="Dataset name: deap, seed, seed-iv or seed-v.")],
     root: Annotated[Path, typer.Option(help="The dataset on disk.")],
     subjects: Annotated[Optional[str], typer.Option(help="Subjects to check, e.g. 1-5.")] = None,
 ) -> None:

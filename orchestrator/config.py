@@ -30,11 +30,13 @@ class RunConfig:
     dataset: str = "deap"
     root: str | None = None
     synthetic: bool = False
-    label: str = "valence"
+    label: str | None = None  # None: the dataset's first target (deap: valence; SEED family: emotion)
     subjects: list[int] | None = None
     # labels
     threshold: float = 5.0
     comparison: str = ">"
+    # dataset options
+    de_layout: str = "channel-major"  # SEED-V: how its 310 DE values are ordered
     # features (None: the model's default, see MODEL_DEFAULTS)
     feature: str | None = None
     de_method: str = "bandpass"
@@ -70,9 +72,9 @@ class RunConfig:
     output_json: str | None = None
     cache_dir: str | None = None
     # the synthetic dataset used by --synthetic
-    synthetic_subjects: int = 32
-    synthetic_trials: int = 40
-    synthetic_seconds: float = 60.0
+    synthetic_subjects: int | None = None  # None: the real release's count
+    synthetic_trials: int = 40  # DEAP only; the SEED family has fixed trials per session
+    synthetic_seconds: float | None = None  # None: see run.SYNTHETIC_SECONDS
     synthetic_effect: float = 1.0
 
     def __post_init__(self) -> None:

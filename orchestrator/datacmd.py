@@ -9,16 +9,48 @@ from typing import Any
 
 from moodops.components.errors import ConfigError, invalid_choice
 
-SYNTHESIZERS = ("deap",)
+SYNTHESIZERS = ("deap", "seed", "seed-iv", "seed-v")
+#: Subjects in each dataset's real release (the default size of a synthetic one).
+REAL_SUBJECTS = {"deap": 32, "seed": 15, "seed-iv": 15, "seed-v": 16}
 
 
-def synthesize(name: str, out: Path, subjects: int, trials: int, seconds: float, seed: int, effect: float,
-               progress: Callable[[int, int], None] | None = None) -> Path:
+def synthesize(name: str, out: Path, subjects: int | None = None, seed: int = 0, effect: float = 1.0,
+               progress: Callable[[int, int], None] | None = None, trials: int | None = None,
+               seconds: float | None = None, with_face: bool = False) -> Path:
+    """Write a synthetic dataset in ``name``'s real layout into ``out``; return the dataset root.
+
+    ``seconds``: trial length (DEAP: stimulus seconds, default 60; SEED: mean
+    trial length, default 240 as the release; SEED-IV/SEED-V: mean trial
+    length in 4-s windows ±40 %, default the writer's). ``trials``: DEAP only.
+    """
     if name not in SYNTHESIZERS:
         raise ConfigError(invalid_choice("dataset", name, SYNTHESIZERS))
-    from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+    if with_face and name != "deap":
+        raise ConfigError(f"--with-face is for deap (facial features); '{name}' has eye movements instead")
+    if trials is not None and name != "deap":
+        raise ConfigError(f"--trials is for deap; '{name}' has its release's fixed trials per session")
+    out = Path(out)
+    n = subjects or REAL_SUBJECTS[name]
+    if name == "deap":
+        from moodops.components.datasets.synthetic_deap import write_synthetic_deap
 
-    return write_synthetic_deap(out, subjects, trials, seconds, seed, effect, progress)
+        write_synthetic_deap(out, n, trials or 40, seconds or 60.0, seed, effect, progress, with_face=with_face)
+        return out
+    if name == "seed":
+        from moodops.components.datasets.synthetic_seed import write_synthetic_seed
+
+        return write_synthetic_seed(out, n, seconds or 240.0, seed, effect, progress)
+    windows = {}
+    if seconds is not None:
+        mean = max(2.0, seconds / 4.0)
+        windows = {"windows_per_trial": (max(2, int(round(0.6 * mean))), max(2, int(round(1.4 * mean))))}
+    if name == "seed-iv":
+        from moodops.components.datasets.synthetic_seed import write_synthetic_seed_iv
+
+        return write_synthetic_seed_iv(out, n, seed=seed, effect=effect, progress=progress, **windows)
+    from moodops.components.datasets.synthetic_seed_v import write_synthetic_seed_v
+
+    return write_synthetic_seed_v(out, n, seed=seed, effect=effect, progress=progress, **windows)
 
 
 def check(name: str, root: Path, subjects: str | None) -> list[dict[str, Any]]:
@@ -59,7 +91,8 @@ def registry_rows(kind: str) -> list[tuple[str, str]]:
     if kind == "features":
         from moodops.components.features import FEATURES
 
-        return [(n, (FEATURES.get(n).__doc__ or "").strip().splitlines()[0]) for n in FEATURES.names()]
+        return [(n, (FEATURES.get(n).__doc__ or "").strip().splitlines()[0]) for n in FEATURES.names()] + [
+            ("precomputed", "the EEG features a release ships (SEED, SEED-IV, SEED-V), on the release's windows")]
     raise ConfigError(invalid_choice("kind", kind, ("datasets", "models", "protocols", "features")))
 
 

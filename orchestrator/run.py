@@ -28,6 +28,9 @@ from moodops.pipelines.train import TrainConfig
 logger = logging.getLogger(__name__)
 
 SYNTHETIC_VERSION = 1
+#: Trial length of the ``--synthetic`` datasets: DEAP's real 60 s; shorter than the real
+#: SEED family (~4 min) so a first run stays light (``synthetic_seconds`` changes it).
+SYNTHETIC_SECONDS = {"deap": 60.0, "seed": 60.0, "seed-iv": 60.0, "seed-v": 120.0}
 
 
 class Reporter:
@@ -61,30 +64,33 @@ class RunSummary:
     chance: float
     class_names: list[str] = field(default_factory=list)
     variant: str = ""
+    label: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def ensure_synthetic_deap(cache_dir: Path, config: RunConfig, reporter: Reporter) -> Path:
-    """The synthetic DEAP for ``--synthetic``: generated once into the cache dir."""
-    from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+def ensure_synthetic(cache_dir: Path, config: RunConfig, reporter: Reporter, with_face: bool = False) -> Path:
+    """The synthetic dataset for ``--synthetic``: generated once into the cache dir, atomically."""
+    from moodops.orchestrator.datacmd import REAL_SUBJECTS, synthesize
 
-    name = (f"deap-v{SYNTHETIC_VERSION}-s{config.synthetic_subjects}-t{config.synthetic_trials}"
-            f"-{config.synthetic_seconds:g}s-e{config.synthetic_effect:g}")
+    subjects = config.synthetic_subjects or REAL_SUBJECTS[config.dataset]
+    seconds = config.synthetic_seconds or SYNTHETIC_SECONDS[config.dataset]
+    trials = config.synthetic_trials if config.dataset == "deap" else None
+    name = (f"{config.dataset}-v{SYNTHETIC_VERSION}-s{subjects}{f'-t{trials}' if trials else ''}-{seconds:g}s"
+            f"-e{config.synthetic_effect:g}{'-face' if with_face else ''}")
     final = cache_dir / "synthetic" / name
     if (final / ".complete").is_file():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=final.parent))
-    reporter.status(f"generating synthetic DEAP ({config.synthetic_subjects} subjects × "
-                    f"{config.synthetic_trials} trials × {config.synthetic_seconds:g} s) into {final}")
+    reporter.status(f"generating synthetic {config.dataset} ({subjects} subjects"
+                    f"{f' × {trials} trials' if trials else ''}, {seconds:g}-s trials"
+                    f"{', with face features' if with_face else ''}) into {final}")
     try:
-        write_synthetic_deap(
-            tmp, config.synthetic_subjects, config.synthetic_trials, config.synthetic_seconds, seed=0,
-            effect=config.synthetic_effect,
-            progress=lambda done, total: reporter.transient(f"synthetic DEAP: subject {done}/{total}"),
-        )
+        synthesize(config.dataset, tmp, subjects, seed=0, effect=config.synthetic_effect,
+                   progress=lambda done, total: reporter.transient(f"synthetic {config.dataset}: subject {done}/{total}"),
+                   trials=trials, seconds=seconds, with_face=with_face)
         (tmp / ".complete").write_text("ok\n")
         if final.exists():  # an incomplete leftover from an interrupted build
             shutil.rmtree(final)
@@ -117,7 +123,8 @@ def validate_names(config: RunConfig) -> None:
     dataset_cls = DATASETS.get(config.dataset)
     PROTOCOLS.get(config.protocol)
     info = MODELS.get(config.model)
-    dataset_cls.check_target(config.label)
+    if config.label is not None:
+        dataset_cls.check_target(config.label)
     if config.feature is not None and config.feature not in info.features:
         raise ConfigError(f"model '{config.model}' takes feature {' or '.join(info.features)}, not "
                           f"'{config.feature}'")
@@ -152,9 +159,17 @@ def resolve_model_defaults(config: RunConfig) -> RunConfig:
     validate_names(config)
     info = MODELS.get(config.model)
     changes: dict[str, Any] = {}
-    if config.variant == "auto":
-        changes["variant"] = info.variants_for(DATASETS.get(config.dataset).modalities)[0].name
     dataset_cls = DATASETS.get(config.dataset)
+    if config.variant == "auto":
+        # --synthetic generates every modality; a copy on disk may lack an optional one.
+        present = dataset_cls.modalities if config.synthetic else dataset_cls.present_modalities(config.root)
+        fitting = info.variants_for(present)
+        if not fitting:
+            raise ConfigError(f"no variant of model '{config.model}' runs on the {config.dataset} copy at "
+                              f"{config.root}: it has {', '.join(present)}")
+        changes["variant"] = fitting[0].name
+    if config.label is None:
+        changes["label"] = dataset_cls.targets[0]
     if config.feature is None:
         feature_only = "raw_eeg" not in dataset_cls.modalities
         changes["feature"] = "precomputed" if feature_only else info.features[0]
@@ -176,14 +191,12 @@ def train_config(config: RunConfig) -> TrainConfig:
 def prepare_features(config: RunConfig, reporter: Reporter) -> FeatureSet:
     """Load (or generate) the dataset and build the labelled model-input feature set."""
     cache_dir = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
+    variant = MODELS.get(config.model).variant(config.variant)
     if config.synthetic:
-        if config.dataset != "deap":
-            raise ConfigError(f"--synthetic is available for 'deap' only, not '{config.dataset}'")
-        root = ensure_synthetic_deap(cache_dir, config, reporter)
+        root = ensure_synthetic(cache_dir, config, reporter, with_face="face" in variant.modalities)
     else:
         root = Path(config.root)
     dataset_cls = DATASETS.get(config.dataset)
-    variant = MODELS.get(config.model).variant(config.variant)
     dataset = dataset_cls(root, subjects=config.subjects, modalities=[m for m in variant.extras if m != "raw"],
                           **{k: getattr(config, k) for k in dataset_cls.option_names})
     method = config.precomputed if config.feature == "precomputed" else config.de_method
@@ -290,6 +303,7 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> RunSu
             aggregate=summary_metrics, leakage=mean_leak, config_hash=config.config_hash(),
             dataset_fingerprint=features.info["fingerprint"], wall_s=time.perf_counter() - t_start,
             chance=chance, class_names=list(features.class_names), variant=config.variant,
+            label=config.label,
         )
         if config.output_json:
             write_json_atomic(Path(config.output_json), summary.to_dict())

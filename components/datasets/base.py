@@ -65,6 +65,11 @@ class Dataset(ABC):
     def make_targets(self, labels: dict[str, np.ndarray], target: str) -> tuple[np.ndarray, tuple[str, ...]]:
         """Raw label columns → (class index per row, class names)."""
 
+    @classmethod
+    def present_modalities(cls, root: str | Path) -> tuple[str, ...]:
+        """The modalities the copy at ``root`` has (optional parts, e.g. DEAP's face folder, may be absent)."""
+        return cls.modalities
+
     def subjects(self) -> list[int]:
         """The subjects this dataset object will load (requested ∩ available)."""
         available = self.available_subjects()

@@ -24,6 +24,25 @@ Signal model (per subject, per trial, 32 EEG channels at 128 Hz):
 5. Peripheral channels 32–39 carry plausible slow signals (EOG blinks, EMG,
    GSR drift, respiration, pulse, temperature); no affect is encoded there.
 
+6. Face (``with_face=True``): per subject a random presentation order of the
+   videos; ``face/sXX/sXX_trialYY.csv`` (YY = presentation trial) in OpenFace
+   ``FeatureExtraction`` format (header names after the first with a leading
+   space, ``face_fps`` frames per second, 10 by default) covering the
+   ``seconds`` of the stimulus (timestamp 0 = stimulus onset), and
+   ``participant_ratings.csv`` in the root mapping presentation Trial to
+   Experiment_id (the ``.dat`` row + 1), with the ratings of the ``.dat``
+   labels. Affect in the face, with ``s = (rating - 5) / 4``: AU12 (lip corner
+   puller) and AU06 (cheek raiser) rise with valence, AU04 (brow lowerer)
+   falls with it; AU05 (upper lid raiser), AU25 and AU26 (lips part, jaw
+   drop) rise with arousal — each ``0.6·effect·s`` on top of per-subject
+   baselines, per-trial offsets (σ 0.3) and drifts, and frame noise
+   (σ 0.25), so the face tells valence and arousal only in part (a trial's
+   mean AU12 correlates about 0.8 with valence within a subject). Gaze and
+   head pose are slow random walks with no affect. About 5 % of frames have
+   ``success`` 0 (features 0, as OpenFace writes them) and about 5 % a low
+   ``confidence`` (0.3–0.7). The face stream has its own random generator,
+   so the ``.dat`` files are the same with or without faces.
+
 Files: ``data_preprocessed_python/sXX.dat`` written as Python-2 pickles (see
 :mod:`legacy_pickle`), ``data`` float32 ``(trials, 40, samples)``, ``labels``
 float64 ``(trials, 4)`` with ratings in [1, 9] rounded to 2 decimals. Every
@@ -39,7 +58,16 @@ from pathlib import Path
 
 import numpy as np
 
-from moodops.components.datasets.deap import BASELINE_S, EEG_CHANNELS, SFREQ
+from moodops.components.datasets.deap import (
+    BASELINE_S,
+    EEG_CHANNELS,
+    FACE_AUS,
+    FACE_DIR,
+    FACE_GAZE,
+    FACE_POSE,
+    RATINGS_FILE,
+    SFREQ,
+)
 from moodops.components.datasets.legacy_pickle import dump_py2
 from moodops.components.errors import ConfigError
 
@@ -143,6 +171,88 @@ def synthesize_subject(
     return data, labels
 
 
+#: OpenFace columns written besides the features: frame bookkeeping first, AU presence last.
+_FACE_HEAD = ("frame", "face_id", "timestamp", "confidence", "success")
+_FACE_AU_C = tuple(f"AU{n:02d}_c" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 28, 45))
+# (AU column, label index, sign): valence 0, arousal 1
+_FACE_EFFECTS = (("AU12_r", 0, +1), ("AU06_r", 0, +1), ("AU04_r", 0, -1),
+                 ("AU05_r", 1, +1), ("AU25_r", 1, +1), ("AU26_r", 1, +1))
+
+
+def synthesize_face(rng: np.random.Generator, rating: np.ndarray, seconds: float, fps: float, effect: float,
+                    au_base: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
+    """One trial's OpenFace table → (column names, values (frames, columns))."""
+    n = int(np.floor(seconds * fps + 1e-9))
+    columns = (*_FACE_HEAD, *FACE_GAZE, *FACE_POSE, *FACE_AUS, *_FACE_AU_C)
+    col = {c: i for i, c in enumerate(columns)}
+    table = np.zeros((n, len(columns)))
+    table[:, col["frame"]] = np.arange(1, n + 1)
+    table[:, col["timestamp"]] = np.round(np.arange(n) / fps, 3)
+    table[:, col["confidence"]] = rng.uniform(0.85, 0.98, n)
+    low = rng.random(n) < 0.05
+    table[low, col["confidence"]] = rng.uniform(0.3, 0.7, int(low.sum()))
+    success = rng.random(n) >= 0.05
+    table[:, col["success"]] = success
+    walk = np.cumsum(rng.normal(0.0, 1.0, (n, len(FACE_GAZE) + len(FACE_POSE))), axis=0) / np.sqrt(max(fps, 1.0))
+    gaze = np.array([0.0, 0.1, -0.99, -0.05, 0.1, -0.99, 0.0, 0.1]) + 0.02 * walk[:, :len(FACE_GAZE)]
+    pose = np.array([20.0, 10.0, 550.0, 0.1, 0.0, 0.0]) + np.array([2.0, 2.0, 5.0, 0.02, 0.02, 0.02]) * walk[
+        :, len(FACE_GAZE):]
+    s = (np.asarray(rating, dtype=np.float64) - 5.0) / 4.0
+    aus = au_base[None, :] + rng.normal(0.0, 0.3, len(FACE_AUS))[None, :] + rng.normal(0.0, 0.25, (n, len(FACE_AUS)))
+    aus += np.linspace(0.0, 1.0, n)[:, None] * rng.normal(0.0, 0.1, len(FACE_AUS))[None, :]
+    for name, label_k, sign in _FACE_EFFECTS:
+        aus[:, FACE_AUS.index(name)] += 0.6 * effect * sign * s[label_k]
+    aus = np.clip(aus, 0.0, 5.0)
+    first = col[FACE_GAZE[0]]
+    table[:, first:first + len(FACE_GAZE)] = gaze
+    first = col[FACE_POSE[0]]
+    table[:, first:first + len(FACE_POSE)] = pose
+    first = col[FACE_AUS[0]]
+    table[:, first:first + len(FACE_AUS)] = aus
+    first = col[_FACE_AU_C[0]]
+    table[:, first:first + len(_FACE_AU_C)] = rng.random((n, len(_FACE_AU_C))) < 0.3
+    table[~success, col["confidence"]:] = 0.0  # OpenFace zeroes a failed frame (confidence included)
+    table[~success, col["success"]] = 0.0
+    return columns, table
+
+
+def _write_text(target: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_face_subject(root: Path, subject: int, labels: np.ndarray, seconds: float, seed: int, effect: float,
+                       fps: float) -> list[list[str]]:
+    """Write ``root/face/sXX/sXX_trialYY.csv`` for one subject; return its participant_ratings rows."""
+    rng = np.random.default_rng([seed, subject, 7])
+    n_trials = len(labels)
+    order = rng.permutation(n_trials)  # order[t]: the .dat row shown as presentation trial t + 1
+    folder = root / FACE_DIR / f"s{subject:02d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    au_base = rng.uniform(0.2, 1.2, len(FACE_AUS))
+    rows = []
+    start = int(rng.integers(1_000_000, 5_000_000))
+    for t, row in enumerate(order):
+        columns, table = synthesize_face(rng, labels[row], seconds, fps, effect, au_base)
+        integer = {"frame", "face_id", "success"} | set(_FACE_AU_C)
+        fmt = ["%d" if c in integer else "%.3f" if c in ("timestamp",) else "%.5f" for c in columns]
+        lines = [", ".join(columns)]
+        lines.extend(", ".join(f % v for f, v in zip(fmt, values)) for values in table)
+        _write_text(folder / f"s{subject:02d}_trial{t + 1:02d}.csv", "\n".join(lines) + "\n")
+        v, a, d, liking = labels[row]
+        rows.append([str(subject), str(t + 1), str(row + 1), str(start), f"{v:g}", f"{a:g}", f"{d:g}",
+                     f"{liking:g}", str(int(rng.integers(1, 6)))])
+        start += int(rng.integers(70_000_000, 90_000_000))
+    return rows
+
+
 def write_synthetic_deap(
     out: str | Path,
     n_subjects: int = 32,
@@ -151,18 +261,31 @@ def write_synthetic_deap(
     seed: int = 0,
     effect: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
+    with_face: bool = False,
+    face_fps: float = 10.0,
 ) -> Path:
-    """Write ``out/data_preprocessed_python/s01.dat …`` and return that folder."""
+    """Write ``out/data_preprocessed_python/s01.dat …`` and return that folder.
+
+    ``with_face`` also writes ``out/face/sXX/sXX_trialYY.csv`` (OpenFace format,
+    ``face_fps`` frames per second) and ``out/participant_ratings.csv``.
+    """
     if not 1 <= n_subjects <= 99:
         raise ConfigError(f"The 'subjects' parameter must be an int in [1, 99]. Got {n_subjects} instead.")
     if n_trials < 1:
         raise ConfigError(f"The 'trials' parameter must be >= 1. Got {n_trials} instead.")
     if seconds < 1.0:
         raise ConfigError(f"The 'seconds' parameter must be >= 1. Got {seconds} instead.")
-    folder = Path(out).expanduser() / "data_preprocessed_python"
+    if with_face and not face_fps > 0:
+        raise ConfigError(f"The 'face_fps' parameter must be > 0. Got {face_fps} instead.")
+    top = Path(out).expanduser()
+    folder = top / "data_preprocessed_python"
     folder.mkdir(parents=True, exist_ok=True)
+    ratings = [["Participant_id", "Trial", "Experiment_id", "Start_time", "Valence", "Arousal", "Dominance",
+                "Liking", "Familiarity"]]
     for k, subject in enumerate(range(1, n_subjects + 1)):
         data, labels = synthesize_subject(subject, n_trials, seconds, seed, effect)
+        if with_face:
+            ratings.extend(write_face_subject(top, subject, labels, seconds, seed, effect, face_fps))
         target = folder / f"s{subject:02d}.dat"
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
         try:
@@ -175,4 +298,6 @@ def write_synthetic_deap(
             raise
         if progress is not None:
             progress(k + 1, n_subjects)
+    if with_face:
+        _write_text(top / RATINGS_FILE, "".join(",".join(row) + "\n" for row in ratings))
     return folder

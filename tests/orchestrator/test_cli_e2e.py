@@ -130,7 +130,7 @@ def test_a_modality_the_dataset_lacks_is_refused_before_any_work(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "moodops: error: model 'mood_reader' variant 'full' needs modality eye, which dataset 'deap' does not have "
-        "(it has eeg, raw_eeg, peripheral); variants that run on it: stib_enc_mlf, stib_enc_cf, stib_cf, stb_cf"]
+        "(it has eeg, raw_eeg, peripheral, face); variants that run on it: stib_enc_mlf, stib_enc_cf, stib_cf, stb_cf"]
     proc = moodops("run", "loso", "--synthetic", "--model", "dfcn", "--set", "feature=de", cwd=tmp_path)
     assert proc.returncode == 2 and "model 'dfcn' takes feature dfc, not 'de'" in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()
@@ -225,3 +225,52 @@ def test_joins_an_existing_cluster_with_address(easy_deap, tmp_path):
         assert {f["node_id"] for f in folds} == set(nodes.stdout.split()), nodes.stderr
     finally:
         subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_per_subject_on_synthetic_seed_iv_with_mv_sstma(tmp_path):
+    out = tmp_path / "r.json"
+    proc = moodops("run", "per-subject", "--dataset", "seed-iv", "--synthetic", "--model", "mv_sstma", "--epochs", "2",
+                   "--set", "synthetic_subjects=2", "--set", "synthetic_seconds=40", "--set", "seq_len=3",
+                   "--output-json", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "variant attention (auto" in proc.stderr and "feature precomputed de_LDS" in proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["variant"] == "attention" and summary["label"] == "emotion"
+    assert summary["class_names"] == ["neutral", "sad", "fear", "happy"]
+    assert [f["fold"] for f in summary["folds"]] == [f"subject-{s:02d}-session-{k}" for s in (1, 2) for k in (1, 2, 3)]
+    assert summary["aggregate"]["n_subject_groups"] == 2.0
+    client = mlflow_client(tmp_path)
+    children = children_of(client, summary["experiment_id"], summary["parent_run_id"])
+    assert len(children) == 6 and all(c.info.status == "FINISHED" for c in children)
+    assert all(c.data.metrics["train_auxiliary_loss"] != 0 for c in children)  # the DCCA term was trained
+
+
+@pytest.mark.slow
+def test_loso_on_synthetic_seed_v_with_mood_reader(tmp_path):
+    out = tmp_path / "r.json"
+    proc = moodops("run", "loso", "--dataset", "seed-v", "--synthetic", "--model", "mood_reader", "--epochs", "2",
+                   "--set", "synthetic_subjects=3", "--set", "synthetic_seconds=24", "--output-json", str(out),
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["variant"] == "stib_eye_mlf"  # SEED-V ships no raw EEG for the encoder
+    assert len(summary["folds"]) == 3 and summary["class_names"][0] == "disgust"
+    client = mlflow_client(tmp_path)
+    assert client.get_run(summary["parent_run_id"]).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("name, files", [("seed", "Preprocessed_EEG"), ("seed-iv", "eeg_feature_smooth"),
+                                         ("seed-v", "EEG_DE_features")])
+def test_data_synth_and_check_seed_family(tmp_path, name, files):
+    proc = moodops("data", "synth", name, "--out", str(tmp_path / name), "--subjects", "2", "--seconds", "12",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / name / files).is_dir()
+    proc = moodops("data", "check", name, "--root", str(tmp_path / name), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    header, *rows, footer = proc.stdout.strip().splitlines()
+    assert header.split()[:2] == ["subject"] + header.split()[1:2] and len(rows) == 2
+    assert footer == "2 subject file(s) OK"
+    proc = moodops("data", "check", name, "--root", str(tmp_path / "missing"), cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "missing" in proc.stderr

@@ -64,12 +64,16 @@ def test_config_hash_ignores_placement_but_not_results():
     assert a.config_hash() != c.config_hash()
 
 
-def test_model_defaults_fill_only_what_the_user_left_open():
+def test_model_defaults_fill_only_what_the_user_left_open(tmp_path):
     from moodops.orchestrator.run import resolve_model_defaults
 
     dfcn = resolve_model_defaults(RunConfig(synthetic=True, model="dfcn"))
     assert (dfcn.variant, dfcn.feature, dfcn.window_s, dfcn.seq_len, dfcn.batch_size, dfcn.lr, dfcn.optimizer) == (
-        "no_prior", "dfc", 3.0, 20, 40, 1e-3, "adam")
+        "full", "dfc", 3.0, 20, 40, 1e-3, "adam")  # --synthetic DEAP comes with face features
+    on_disk = resolve_model_defaults(RunConfig(root=str(tmp_path), model="dfcn"))
+    assert on_disk.variant == "no_prior"  # no face/ folder beside the .dat files
+    (tmp_path / "face").mkdir()
+    assert resolve_model_defaults(RunConfig(root=str(tmp_path), model="dfcn")).variant == "full"
     mine = resolve_model_defaults(RunConfig(synthetic=True, model="dfcn", seq_len=6, batch_size=8))
     assert (mine.seq_len, mine.batch_size, mine.window_s) == (6, 8, 3.0)
     reader = resolve_model_defaults(RunConfig(synthetic=True))
