@@ -42,6 +42,7 @@ import numpy as np
 
 from moodops.components.datasets.base import Dataset
 from moodops.components.errors import ConfigError, DataError, invalid_choice
+from moodops.components.features.spectral import DEFAULT_BANDS
 from moodops.components.types import Recording
 
 #: The 62 electrodes of SEED and SEED-IV in the order of the ``(62, …)`` arrays.
@@ -52,14 +53,8 @@ CHANNELS = (
     "P6", "P8", "PO7", "PO5", "PO3", "POZ", "PO4", "PO6", "PO8", "CB1", "O1", "OZ", "O2", "CB2",
 )
 N_CHANNELS = len(CHANNELS)
-#: The five DE bands of both releases (Hz).
-BANDS: dict[str, tuple[float, float]] = {
-    "delta": (1.0, 4.0),
-    "theta": (4.0, 8.0),
-    "alpha": (8.0, 14.0),
-    "beta": (14.0, 31.0),
-    "gamma": (31.0, 50.0),
-}
+#: The five DE bands of both releases (Hz): moodops' default bands are SEED's.
+BANDS: dict[str, tuple[float, float]] = dict(DEFAULT_BANDS)
 N_BANDS = len(BANDS)
 N_SESSIONS = 3
 PRECOMPUTED = ("de_LDS", "de_movingAve")
