@@ -23,6 +23,9 @@ class Recording:
         feature windows (NaN where a window is missing).
     features : ndarray, shape (n_windows, n_channels, n_features), or None
         Precomputed EEG features shipped with the dataset (e.g. SEED's DE).
+    annotations : tuple of (onset_s, duration_s, description)
+        Events marked in the recording (e.g. eegmmidb's T0/T1/T2), onsets in
+        seconds from the first sample.
     """
 
     subject: int
@@ -34,6 +37,7 @@ class Recording:
     labels: dict[str, float]
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     features: np.ndarray | None = None
+    annotations: tuple = ()
 
 
 @dataclass

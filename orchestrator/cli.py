@@ -22,6 +22,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Generate and validate datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+pipeline_app = typer.Typer(help="Multi-stage pipelines (pretrain → fine-tune) from YAML specs.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
 
 _state = {"debug": False}
 
@@ -118,6 +120,8 @@ def run(
     train_trials: Annotated[Optional[int], typer.Option(help="per-subject: training trials per session (default: the dataset's papers', else 60 %).")] = None,
     test_session: Annotated[Optional[int], typer.Option(help="cross-session: test on this session only (default: leave each session out).")] = None,
     feature: Annotated[Optional[str], typer.Option(help="de, psd, dfc or precomputed (default: the model's; precomputed for feature-only releases).")] = None,
+    encoder: Annotated[Optional[str], typer.Option(help="Pretrained weights to start from: models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/encoder (see `moodops pretrain`).")] = None,
+    freeze_encoder: Annotated[Optional[bool], typer.Option("--freeze-encoder/--finetune-encoder", help="Keep the pretrained weights fixed, or fine-tune them with the rest (default).")] = None,
     cpus_per_fold: Annotated[Optional[float], typer.Option(help="CPUs per fold task (also its torch threads).")] = None,
     gpus_per_fold: Annotated[Optional[float], typer.Option(help="GPUs per fold task; fractions share a GPU.")] = None,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray).")] = None,
@@ -135,7 +139,7 @@ def run(
     cli = dict(protocol=protocol.value, dataset=dataset, root=str(root) if root else None, synthetic=synthetic,
                label=label, model=model, variant=variant, epochs=epochs, seed=seed, subjects=subjects, ratio=ratio,
                split_level=split_level, train_trials=train_trials, test_session=test_session, feature=feature,
-               cpus_per_fold=cpus_per_fold, gpus_per_fold=gpus_per_fold,
+               encoder=encoder, freeze_encoder=freeze_encoder, cpus_per_fold=cpus_per_fold, gpus_per_fold=gpus_per_fold,
                address=address, tracking_uri=tracking_uri, experiment=experiment,
                output_json=str(output_json) if output_json else None)
     for item in set_ or []:
@@ -163,9 +167,124 @@ def run(
         typer.echo(f"results written to {cfg.output_json}")
 
 
+@app.command()
+def pretrain(
+    method: Annotated[str, typer.Option(help="mbsm (Mood Reader's masked brain signal modelling on raw EEG) or mv_sstma (masked autoencoding of DE + eye features).")] = "mbsm",
+    corpus: Annotated[Optional[str], typer.Option("--corpus", "--dataset", help="mbsm: eegmmidb; mv_sstma: seed-iv (default), seed-v, seed or deap.")] = None,
+    root: Annotated[Optional[Path], typer.Option(help="The corpus on disk (e.g. the folder holding S001/ … for eegmmidb).")] = None,
+    synthetic: Annotated[bool, typer.Option("--synthetic", help="Use (and on first use generate) a synthetic corpus in the real format.")] = False,
+    subjects: Annotated[Optional[str], typer.Option(help="Subjects to use, e.g. 1-20.")] = None,
+    runs: Annotated[Optional[str], typer.Option(help="eegmmidb runs, e.g. 3-14 (default: every run present).")] = None,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check each EEGMMIDB file against the published SHA-256 list before reading it.")] = True,
+    notch: Annotated[Optional[float], typer.Option(help="Notch frequency in Hz (50; 60 for US mains; 0 for none).")] = 50.0,
+    segment_s: Annotated[float, typer.Option(help="mbsm: segment length in seconds (4 s = Mood Reader's 4 × 1-s windows).")] = 4.0,
+    mask_ratio: Annotated[Optional[float], typer.Option(help="Share of tokens (mbsm, default 0.75) or channels (mv_sstma, 0.3) hidden.")] = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
+    batch_size: Annotated[int, typer.Option(help="Segments per batch (per worker).")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    workers: Annotated[int, typer.Option(help="Data-parallel workers through Ray Train (1: one local process).")] = 1,
+    use_gpu: Annotated[bool, typer.Option("--gpu", help="One GPU per worker (Ray Train, NCCL).")] = False,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to join for --workers > 1.")] = None,
+    register_as: Annotated[Optional[str], typer.Option(help="Registered model name (default moodops-mbsm / moodops-mv-sstma; '' to skip).")] = None,
+    alias: Annotated[Optional[str], typer.Option(help="Alias to point at the new version (e.g. champion); @latest always names the newest).")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: ./mlflow.db).")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "moodops-pretrain",
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any other pretrain key as KEY=VALUE, e.g. model_params={\"dim\": 64}.")] = None,
+    output_json: Annotated[Optional[Path], typer.Option(help="Write the run id, model URI, version and loss history here.")] = None,
+) -> None:
+    """Masked pretraining, tracked in MLflow; the encoder is registered for `moodops run --encoder`."""
+    import yaml
+
+    from moodops.components.errors import ConfigError
+    from moodops.orchestrator.config import parse_int_list
+    from moodops.orchestrator.pretrain import PretrainJob, run_pretrain
+    from moodops.orchestrator.run import write_json_atomic
+
+    values = dict(method=method, corpus=corpus, root=str(root) if root else None, synthetic=synthetic,
+                  subjects=parse_int_list(subjects) if subjects else None,
+                  runs=parse_int_list(runs) if runs else None, verify=verify, notch=notch or None,
+                  segment_s=segment_s, mask_ratio=mask_ratio, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                  workers=workers, use_gpu=use_gpu, address=address, register_as=register_as, alias=alias,
+                  tracking_uri=tracking_uri, experiment=experiment)
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
+        values[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    job = PretrainJob.from_dict(values, "moodops pretrain")
+    summary = run_pretrain(job, _CliReporter())
+    last = summary.history[-1]
+    typer.echo("")
+    typer.echo(f"pretrain {job.method} on {job.corpus}: {summary.segments} samples, {job.epochs} epochs in "
+               f"{_duration(summary.train_s)} ({summary.segments_per_s:.0f} samples/s, {summary.workers} worker(s))")
+    first = summary.initial_val_loss
+    typer.echo(f"masked reconstruction loss: train {last['train_loss']:.4f}"
+               + (f", validation {first:.4f} before training → {last['val_loss']:.4f}" if first is not None
+                  and "val_loss" in last else ""))
+    typer.echo(f"MLflow run {summary.run_id} (experiment {summary.experiment_id}) in {summary.tracking_uri}")
+    if summary.version:
+        uri = f"models:/{summary.registered_model}@{summary.alias or 'latest'}"
+        typer.echo(f"encoder: {summary.registered_model} version {summary.version}; fine-tune with "
+                   f"`moodops run … --encoder {uri}`")
+    else:
+        typer.echo(f"encoder: {summary.model_uri}")
+    if output_json:
+        write_json_atomic(output_json, summary.to_dict())
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    spec: Annotated[str, typer.Argument(help="A pipeline spec (YAML file) or a preset name (see `moodops pipeline list`).")],
+    synthetic: Annotated[bool, typer.Option("--synthetic", help="Every stage on (generated once) synthetic data in the real formats.")] = False,
+    root: Annotated[Optional[list[str]], typer.Option("--root", help="Where a dataset or corpus lives, as NAME=DIR (repeatable), e.g. seed=/data/SEED.")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: ./mlflow.db).")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "moodops-pipelines",
+    force: Annotated[bool, typer.Option("--force", help="Run every stage even when a cached result exists.")] = False,
+    output_json: Annotated[Optional[Path], typer.Option(help="Write each stage's key, run id, reuse and metrics here.")] = None,
+) -> None:
+    """Run a pipeline's stages in order; unchanged stages are reused from the tracking store."""
+    import dataclasses
+
+    from moodops.components.errors import ConfigError
+    from moodops.orchestrator.pipeline import load_spec, run_pipeline
+    from moodops.orchestrator.run import write_json_atomic
+
+    roots = {}
+    for item in root or []:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise ConfigError(f"--root expects NAME=DIR (e.g. seed=/data/SEED), got '{item}'")
+        roots[name.strip()] = folder.strip()
+    if synthetic and roots:
+        raise ConfigError("--root and --synthetic exclude each other")
+    parsed = load_spec(spec)
+    parent, outcomes = run_pipeline(parsed, synthetic, roots, tracking_uri, experiment, force, _CliReporter())
+    typer.echo("")
+    typer.echo(f"pipeline {parsed.name}: {len(outcomes)} stage(s), MLflow parent run {parent}")
+    for o in outcomes:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in o.metrics.items()
+                          if k in ("test_accuracy_mean", "test_accuracy_std", "train_loss", "val_loss"))
+        typer.echo(f"  {o.name:<18} {'reused' if o.cached else 'ran   '} run {o.run_id}  {shown}"
+                   + (f"  encoder {o.encoder}" if o.encoder else ""))
+    if output_json:
+        write_json_atomic(output_json, {"parent_run_id": parent, "stages": [dataclasses.asdict(o) for o in outcomes]})
+
+
+@pipeline_app.command("list")
+def pipeline_list() -> None:
+    """The preset specs shipped with moodops (each reproduces a paper's protocol)."""
+    from moodops.orchestrator.pipeline import PRESETS_DIR, load_spec
+
+    for path in sorted(PRESETS_DIR.glob("*.yaml")):
+        spec = load_spec(path)
+        typer.echo(f"{path.stem:<22} {spec.description}")
+        typer.echo(f"{'':<22} stages: {' → '.join(f'{s.name} ({s.kind})' for s in spec.stages)}")
+
+
 @data_app.command("synth")
 def data_synth(
-    name: Annotated[str, typer.Argument(help="Dataset layout to write: deap, seed, seed-iv or seed-v.")],
+    name: Annotated[str, typer.Argument(help="Dataset layout to write: deap, seed, seed-iv, seed-v or eegmmidb.")],
     out: Annotated[Path, typer.Option(help="Folder to write into.")],
     subjects: Annotated[Optional[int], typer.Option(help="Number of subjects (default: as the real release).")] = None,
     trials: Annotated[Optional[int], typer.Option(help="deap: trials per subject (40).")] = None,
@@ -187,7 +306,7 @@ def data_synth(
 
 @data_app.command("check")
 def data_check(
-    name: Annotated[str, typer.Argument(help="Dataset name: deap, seed, seed-iv or seed-v.")],
+    name: Annotated[str, typer.Argument(help="Dataset name: deap, seed, seed-iv, seed-v or eegmmidb.")],
     root: Annotated[Path, typer.Option(help="The dataset on disk.")],
     subjects: Annotated[Optional[str], typer.Option(help="Subjects to check, e.g. 1-5.")] = None,
 ) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from moodops.components.errors import ConfigError, did_you_mean
+from moodops.components.errors import ConfigError, did_you_mean, invalid_choice
 
 # Environment variables that are not RunConfig keys but are read elsewhere.
 _OTHER_ENV = {"MOODOPS_CACHE", "MOODOPS_TEST_DEVICE", "MOODOPS_DEBUG"}
@@ -43,6 +43,7 @@ class RunConfig:
     precomputed: str | None = None
     window_s: float | None = None
     seq_len: int | None = None
+    seq_step: int | None = None  # windows between sequence starts; None: seq_len (no overlap)
     baseline_removal: bool = False
     # protocol
     ratio: float = 0.8
@@ -61,6 +62,11 @@ class RunConfig:
     optimizer: str | None = None
     patience: int = 5
     seed: int = 0
+    # pretrained weights (moodops pretrain): an MLflow model URI, e.g. models:/moodops-mbsm@latest
+    encoder: str | None = None
+    freeze_encoder: bool = False
+    encoder_channels: str = "strict"  # strict | by-name (map the dataset's channels onto the encoder's)
+    encoder_resample: bool = False  # resample raw EEG to the encoder's rate
     # resources
     cpus_per_fold: float = 1.0
     gpus_per_fold: float = 0.0
@@ -90,6 +96,10 @@ class RunConfig:
             raise ConfigError(f"The 'max_retries' parameter must be >= 0. Got {self.max_retries} instead.")
         if self.seq_len is not None and self.seq_len < 1:
             raise ConfigError(f"The 'seq_len' parameter must be >= 1. Got {self.seq_len} instead.")
+        if self.encoder_channels not in ("strict", "by-name"):
+            raise ConfigError(invalid_choice("encoder_channels", self.encoder_channels, ("strict", "by-name")))
+        if self.seq_step is not None and self.seq_step < 1:
+            raise ConfigError(f"The 'seq_step' parameter must be >= 1. Got {self.seq_step} instead.")
         if self.root is None and not self.synthetic:
             raise ConfigError("no data: pass --root DIR (the dataset on disk) or --synthetic")
         if self.root is not None and self.synthetic:
@@ -107,8 +117,8 @@ class RunConfig:
 
 
 #: Defaults of the keys a model may set for itself (``ModelInfo.run_defaults``).
-MODEL_DEFAULTS: dict[str, Any] = {"window_s": 1.0, "seq_len": 4, "batch_size": 256, "lr": 1e-3,
-                                  "optimizer": "adamw"}
+MODEL_DEFAULTS: dict[str, Any] = {"window_s": 1.0, "seq_len": 4, "seq_step": None, "batch_size": 256,
+                                  "lr": 1e-3, "optimizer": "adamw"}
 
 _HINTS = get_type_hints(RunConfig)
 KEYS = tuple(f.name for f in fields(RunConfig))
@@ -181,16 +191,22 @@ def _check_keys(keys: Mapping[str, Any], source: str) -> None:
             raise ConfigError(f"{source}: unknown key '{key}'.{did_you_mean(key, KEYS)}")
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+def read_yaml(path: str | Path, what: str = "config file") -> Any:
+    """``yaml.safe_load`` of a file; an unreadable file or bad YAML is one line naming the file."""
     import yaml
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read config file ({e.strerror or e})") from None
+        raise ConfigError(f"{path}: cannot read {what} ({e.strerror or e})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    data = read_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -198,6 +214,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
     _check_keys(data, str(path))
     return {k: _coerce(k, v, str(path)) for k, v in data.items()}
+
+
+def config_from_mapping(values: Mapping[str, Any], source: str) -> RunConfig:
+    """A RunConfig from a mapping (e.g. a pipeline stage), keys checked and values coerced as in YAML files."""
+    data = {str(k).replace("-", "_"): v for k, v in values.items()}
+    _check_keys(data, source)
+    return RunConfig(**{k: _coerce(k, v, source) for k, v in data.items()})
 
 
 def from_env(environ: Mapping[str, str]) -> dict[str, Any]:

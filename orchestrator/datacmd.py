@@ -9,9 +9,9 @@ from typing import Any
 
 from moodops.components.errors import ConfigError, invalid_choice
 
-SYNTHESIZERS = ("deap", "seed", "seed-iv", "seed-v")
+SYNTHESIZERS = ("deap", "seed", "seed-iv", "seed-v", "eegmmidb")
 #: Subjects in each dataset's real release (the default size of a synthetic one).
-REAL_SUBJECTS = {"deap": 32, "seed": 15, "seed-iv": 15, "seed-v": 16}
+REAL_SUBJECTS = {"deap": 32, "seed": 15, "seed-iv": 15, "seed-v": 16, "eegmmidb": 109}
 
 
 def synthesize(name: str, out: Path, subjects: int | None = None, seed: int = 0, effect: float = 1.0,
@@ -21,7 +21,8 @@ def synthesize(name: str, out: Path, subjects: int | None = None, seed: int = 0,
 
     ``seconds``: trial length (DEAP: stimulus seconds, default 60; SEED: mean
     trial length, default 240 as the release; SEED-IV/SEED-V: mean trial
-    length in 4-s windows ±40 %, default the writer's). ``trials``: DEAP only.
+    length in 4-s windows ±40 %, default the writer's; eegmmidb: run length,
+    default 60, runs 3–14, subjects numbered from 901). ``trials``: DEAP only.
     """
     if name not in SYNTHESIZERS:
         raise ConfigError(invalid_choice("dataset", name, SYNTHESIZERS))
@@ -40,6 +41,10 @@ def synthesize(name: str, out: Path, subjects: int | None = None, seed: int = 0,
         from moodops.components.datasets.synthetic_seed import write_synthetic_seed
 
         return write_synthetic_seed(out, n, seconds or 240.0, seed, effect, progress)
+    if name == "eegmmidb":
+        from moodops.components.datasets.synthetic_eegmmidb import write_synthetic_eegmmidb
+
+        return write_synthetic_eegmmidb(out, n, seconds=seconds or 60.0, seed=seed, progress=progress, effect=effect)
     windows = {}
     if seconds is not None:
         mean = max(2.0, seconds / 4.0)

@@ -30,7 +30,10 @@ logger = logging.getLogger(__name__)
 SYNTHETIC_VERSION = 1
 #: Trial length of the ``--synthetic`` datasets: DEAP's real 60 s; shorter than the real
 #: SEED family (~4 min) so a first run stays light (``synthetic_seconds`` changes it).
-SYNTHETIC_SECONDS = {"deap": 60.0, "seed": 60.0, "seed-iv": 60.0, "seed-v": 120.0}
+#: Protocols whose folds train on one subject's trials, and the default batch size there.
+WITHIN_SUBJECT = ("per-subject", "cross-session")
+WITHIN_SUBJECT_BATCH = 32
+SYNTHETIC_SECONDS = {"deap": 60.0, "seed": 60.0, "seed-iv": 160.0, "seed-v": 160.0}
 
 
 class Reporter:
@@ -121,6 +124,9 @@ def _protocol(config: RunConfig):
 def validate_names(config: RunConfig) -> None:
     """Fail before any work for unknown names or a modality the dataset lacks."""
     dataset_cls = DATASETS.get(config.dataset)
+    if not dataset_cls.targets:
+        raise ConfigError(f"dataset '{config.dataset}' has no emotion labels (an unlabelled pretraining corpus); "
+                          f"use `moodops pretrain --corpus {config.dataset}`, then `moodops run … --encoder`")
     PROTOCOLS.get(config.protocol)
     info = MODELS.get(config.model)
     if config.label is not None:
@@ -155,7 +161,7 @@ def validate_names(config: RunConfig) -> None:
 def resolve_model_defaults(config: RunConfig) -> RunConfig:
     """Fill what the user left to the model: the variant ('auto': the first of the model's variants,
     in its order of completeness, whose modalities the dataset has), feature, window, sequence
-    length, batch size, learning rate and optimizer."""
+    length, batch size (at most 32 in within-subject protocols), learning rate and optimizer."""
     validate_names(config)
     info = MODELS.get(config.model)
     changes: dict[str, Any] = {}
@@ -178,14 +184,78 @@ def resolve_model_defaults(config: RunConfig) -> RunConfig:
     for key, default in MODEL_DEFAULTS.items():
         if getattr(config, key) is None:
             changes[key] = info.run_defaults.get(key, default)
+    if config.batch_size is None and config.protocol in WITHIN_SUBJECT:
+        # A within-subject fold trains on a few hundred samples: large batches would leave a handful of steps.
+        changes["batch_size"] = min(changes["batch_size"], WITHIN_SUBJECT_BATCH)
     return dataclasses.replace(config, **changes)
 
 
-def train_config(config: RunConfig) -> TrainConfig:
+def train_config(config: RunConfig, pretrained: bytes | None = None) -> TrainConfig:
     return TrainConfig(model=config.model, variant=config.variant, model_params=dict(config.model_params),
                        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                        weight_decay=config.weight_decay, optimizer=config.optimizer, patience=config.patience,
-                       seed=config.seed)
+                       seed=config.seed, pretrained=pretrained, freeze_pretrained=config.freeze_encoder)
+
+
+def apply_encoder_params(config: RunConfig, contract: dict[str, Any]) -> RunConfig:
+    """The model widths a pretrained part fixes (token length, encoder width …) merged into ``model_params``;
+    a conflicting explicit value is an error."""
+    if contract.get("model") != config.model:
+        raise ConfigError(f"--encoder {config.encoder}: pretrained for model '{contract.get('model')}', "
+                          f"but this run uses '{config.model}'")
+    fixed = dict(contract.get("model_params", {}))
+    for k, v in fixed.items():
+        if k in config.model_params and config.model_params[k] != v:
+            raise ConfigError(f"--encoder {config.encoder}: model_params {k}={config.model_params[k]!r} conflicts "
+                              f"with the pretrained encoder's {k}={v!r}")
+    return dataclasses.replace(config, model_params={**config.model_params, **fixed})
+
+
+def adapt_raw_for_encoder(features: FeatureSet, config: RunConfig, contract: dict[str, Any],
+                          reporter: Reporter) -> tuple[FeatureSet, dict[str, Any]]:
+    """Map the raw EEG's channels onto an MBSM encoder's by name and/or resample it, when the config asks.
+
+    Returns the features (raw replaced) and a record of what was done (logged with the run)."""
+    if contract.get("method") != "mbsm" or "raw" not in features.extra:
+        return features, {}
+    dataset_cls = DATASETS.get(config.dataset)
+    raw = features.extra["raw"]
+    record: dict[str, Any] = {}
+    source_sfreq = dataset_cls.eeg_sfreq
+    target_sfreq = float(contract.get("sfreq") or 0) or None
+    if config.encoder_resample and source_sfreq and target_sfreq and abs(source_sfreq - target_sfreq) > 1e-6:
+        from fractions import Fraction
+
+        from scipy.signal import resample_poly
+
+        ratio = Fraction(target_sfreq / source_sfreq).limit_denominator(1000)
+        raw = resample_poly(raw, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
+        record["resample"] = {"from_hz": source_sfreq, "to_hz": target_sfreq, "up": ratio.numerator,
+                              "down": ratio.denominator}
+        reporter.status(f"encoder: raw EEG resampled {source_sfreq:g} → {target_sfreq:g} Hz")
+    want = [c.upper() for c in contract.get("ch_names", [])]
+    if config.encoder_channels == "by-name" and want:
+        have = [c.upper() for c in dataset_cls.eeg_channels]
+        if not have:
+            raise ConfigError(f"encoder_channels=by-name: dataset '{config.dataset}' does not name its raw channels")
+        index = {c: i for i, c in enumerate(have)}
+        mapped = np.zeros((*raw.shape[:-2], len(want), raw.shape[-1]), dtype=np.float32)
+        used = [(j, index[c]) for j, c in enumerate(want) if c in index]
+        if not used:
+            raise ConfigError(f"encoder_channels=by-name: no channel of {config.dataset} is among the encoder's "
+                              f"({', '.join(want[:8])} …)")
+        for j, i in used:
+            mapped[..., j, :] = raw[..., i, :]
+        raw = mapped
+        record["channels"] = {"mapped": [want[j] for j, _ in used],
+                              "zero_filled": [c for c in want if c not in index],
+                              "dropped": [c for c in have if c not in set(want)]}
+        reporter.status(f"encoder: {len(used)} of the encoder's {len(want)} channels mapped by name from "
+                        f"{config.dataset}; {len(want) - len(used)} zero-filled, "
+                        f"{len(record['channels']['dropped'])} dataset channel(s) unused")
+    if not record:
+        return features, {}
+    return dataclasses.replace(features, extra={**features.extra, "raw": raw}), record
 
 
 def prepare_features(config: RunConfig, reporter: Reporter) -> FeatureSet:
@@ -210,7 +280,7 @@ def prepare_features(config: RunConfig, reporter: Reporter) -> FeatureSet:
     )
     reporter.status(f"features ready: {windows.x.shape[0]} windows × {windows.x.shape[1:]} "
                     f"in {time.perf_counter() - t0:.1f} s ({windows.info['cache_hits']} subjects from cache)")
-    samples = make_sequences(windows, config.seq_len)
+    samples = make_sequences(windows, config.seq_len, config.seq_step)
     labels = {k: samples.column(k) for k in dataset.label_names}
     y, names = dataset.make_targets(labels, config.label)
     samples = dataclasses.replace(samples, y=y, class_names=names)
@@ -219,8 +289,12 @@ def prepare_features(config: RunConfig, reporter: Reporter) -> FeatureSet:
     return samples
 
 
-def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
-    """Run one protocol end to end and return its summary (also in MLflow)."""
+def run_experiment(config: RunConfig, reporter: Reporter | None = None,
+                   tags: dict[str, str] | None = None) -> RunSummary:
+    """Run one protocol end to end and return its summary (also in MLflow).
+
+    ``tags`` are added to the run (a pipeline passes ``mlflow.parentRunId`` and its stage key).
+    """
     from moodops.orchestrator.fanout import check_resources, init_ray, run_folds
     from moodops.orchestrator.report import (aggregate, plot_confusion, plot_fold_accuracy,
                                              write_fold_table)
@@ -231,23 +305,44 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> RunSu
     config = resolve_model_defaults(config)
     t_start = time.perf_counter()
     tracker = Tracker(config.tracking_uri, config.experiment)
+    encoder = None
+    if config.encoder:
+        from moodops.orchestrator.pretrain import resolve_encoder
+
+        encoder = resolve_encoder(config.encoder, tracker.uri)
+        config = apply_encoder_params(config, encoder.contract)
+        reporter.status(f"encoder {config.encoder} ({encoder.contract['method']} on "
+                        f"{encoder.contract.get('corpus', '?')}, pretrain run "
+                        f"{encoder.lineage.get('moodops.pretrain_run_id', '?')})"
+                        f"{', frozen' if config.freeze_encoder else ', fine-tuned'}")
     run_name = f"{config.protocol}-{config.dataset}-{config.label}-{config.model}.{config.variant}"
     parent = tracker.start_parent(run_name, config.to_dict(), {
         "moodops.config_hash": config.config_hash(), "moodops.git_commit": git_commit(),
         "moodops.protocol": config.protocol, "moodops.dataset": config.dataset, "moodops.model": config.model,
         "moodops.variant": config.variant,
         "moodops.label": config.label, "moodops.seed": str(config.seed),
+        **(encoder.lineage if encoder else {}), **(tags or {}),
     })
     reporter.status(f"MLflow parent run {parent} in experiment '{config.experiment}' ({tracker.uri})")
     reporter.status(f"model {config.model}, variant {config.variant}"
                     f"{' (auto: the fullest variant this dataset supports; --variant to choose)' if requested_variant == 'auto' else ''}"
                     f"; feature {config.feature}"
                     + (f" {config.precomputed} (the release's windows)" if config.feature == "precomputed"
-                       else f", {config.window_s:g}-s windows") + f", {config.seq_len} per sample")
+                       else f", {config.window_s:g}-s windows") + f", {config.seq_len} per sample"
+                       + (f" every {config.seq_step}" if config.seq_step and config.seq_step != config.seq_len else ""))
     children: dict[str, str] = {}
     started_ray = False
     try:
         features = prepare_features(config, reporter)
+        if encoder is not None:
+            from moodops.pipelines.pretrain import check_contract
+
+            features, adapted = adapt_raw_for_encoder(features, config, encoder.contract, reporter)
+            if adapted:
+                tracker.client.log_dict(parent, adapted, "encoder_input_mapping.json")
+            sfreq = (encoder.contract.get("sfreq") if "resample" in adapted
+                     else DATASETS.get(config.dataset).eeg_sfreq)
+            check_contract(encoder.contract, config.model, features.shapes(), config.encoder, sfreq)
         folds = _protocol(config).split(features)
         leakage = {f.name: leakage_fraction(features, f) for f in folds}
         mean_leak = float(np.mean(list(leakage.values())))
@@ -262,7 +357,7 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> RunSu
 
         started_ray = init_ray(config.address)
         check_resources(config.cpus_per_fold, config.gpus_per_fold, local=started_ray and not config.address)
-        tconf = train_config(config)
+        tconf = train_config(config, encoder.weights if encoder else None)
         fold_params = {"model": config.model, "variant": config.variant, "model_params": config.model_params,
                        "epochs": config.epochs,
                        "lr": config.lr, "batch_size": config.batch_size, "label": config.label}

@@ -142,7 +142,14 @@ def _fit_torch(config, fold, features, part, shapes, n_classes, seed, hooks):
     train, y_train = tensors(fold.train)
     validation, y_val = tensors(fold.validation)
     test, y_test = tensors(fold.test)
-    model = create_model(config.model, shapes, n_classes, variant=config.variant, **config.model_params).to(device)
+    model = create_model(config.model, shapes, n_classes, variant=config.variant, **config.model_params)
+    if config.pretrained is not None:
+        from moodops.pipelines.pretrain import load_pretrained
+
+        state = torch.load(io.BytesIO(config.pretrained), map_location="cpu", weights_only=True)
+        load_pretrained(model, state, freeze=config.freeze_pretrained)
+    model = model.to(device)
+    hooks.on_train_start(fold.name, model)
     generator = torch.Generator().manual_seed(seed)
     history, best_epoch = fit(model, config, fold.name, train, y_train, validation, y_val, hooks, generator)
     _, y_pred = _evaluate(model, test, y_test, config.batch_size * 4, torch.nn.CrossEntropyLoss())

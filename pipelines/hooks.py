@@ -15,6 +15,9 @@ logger = logging.getLogger(__name__)
 class Hooks:
     """Base class: every method is a no-op. Override what you need."""
 
+    def on_train_start(self, fold: str, model: Any) -> None:
+        """Once a fold's model is built (pretrained weights loaded), before its first epoch."""
+
     def on_epoch_end(self, fold: str, epoch: int, metrics: dict[str, float]) -> None:
         """After each training epoch (``epoch`` counts from 1)."""
 
@@ -30,6 +33,10 @@ class CompositeHooks(Hooks):
 
     def __init__(self, hooks: Iterable[Hooks]) -> None:
         self.hooks = list(hooks)
+
+    def on_train_start(self, fold: str, model: Any) -> None:
+        for h in self.hooks:
+            h.on_train_start(fold, model)
 
     def on_epoch_end(self, fold: str, epoch: int, metrics: dict[str, float]) -> None:
         for h in self.hooks:

@@ -27,6 +27,9 @@ class TrainConfig:
     decay as L2 in the gradient, as the DFCN paper trains).
     ``device``: ``"auto"`` uses CUDA when this process can see a GPU.
     ``num_threads``: torch intra-op threads (the Ray task's CPU allotment).
+    ``pretrained``: weights from masked pretraining, named as in the model
+    (:func:`moodops.pipelines.pretrain.load_pretrained`), loaded into every
+    fold's fresh model; ``freeze_pretrained`` keeps them fixed.
     """
 
     model: str = "mood_reader"
@@ -41,6 +44,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_threads: int | None = None
+    pretrained: bytes | None = None  # a torch state dict (weights_only) loaded before training
+    freeze_pretrained: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

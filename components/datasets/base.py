@@ -38,6 +38,9 @@ class Dataset(ABC):
     targets: ClassVar[tuple[str, ...]] = ()
     #: Training trials per session in the ``per-subject`` protocol as the dataset's papers use (None: 60 %).
     per_subject_train_trials: ClassVar[int | None] = None
+    #: The raw EEG's channel names and sampling rate (for mapping a pretrained encoder's input), if fixed.
+    eeg_channels: ClassVar[tuple[str, ...]] = ()
+    eeg_sfreq: ClassVar[float | None] = None
 
     def __init__(self, root: str | Path, subjects: Sequence[int] | None = None,
                  modalities: Sequence[str] = ()) -> None:

@@ -194,6 +194,8 @@ class Deap(Dataset):
     """
 
     name: ClassVar[str] = "deap"
+    eeg_channels: ClassVar[tuple[str, ...]] = EEG_CHANNELS
+    eeg_sfreq: ClassVar[float | None] = SFREQ
     modalities: ClassVar[tuple[str, ...]] = ("eeg", "raw_eeg", "peripheral", "face")
     label_names: ClassVar[tuple[str, ...]] = LABEL_NAMES
     targets: ClassVar[tuple[str, ...]] = TARGETS

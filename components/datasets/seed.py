@@ -233,6 +233,8 @@ class Seed(Dataset):
     """
 
     name: ClassVar[str] = "seed"
+    eeg_channels: ClassVar[tuple[str, ...]] = CHANNELS
+    eeg_sfreq: ClassVar[float | None] = SEED_SFREQ
     per_subject_train_trials: ClassVar[int | None] = 9  # 9 train / 6 test per session, as published
     modalities: ClassVar[tuple[str, ...]] = ("eeg", "raw_eeg")
     precomputed: ClassVar[tuple[str, ...]] = PRECOMPUTED

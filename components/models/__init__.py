@@ -147,7 +147,7 @@ register_model(ModelInfo(
         Variant("eeg", "EEG extractor only", {"mode": "eeg"}, ("x",)),
         Variant("eye", "eye-movement extractor only", {"mode": "eye"}, ("eye",)),
     ),
-    run_defaults={"seq_len": 10},
+    run_defaults={"seq_len": 10, "seq_step": 2},
 ))
 register_model(ModelInfo(
     "dfcn", "moodops.components.models.dfcn:PriorDrivenDFCN",

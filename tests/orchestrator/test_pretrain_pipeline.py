@@ -1,0 +1,239 @@
+"""Pretrain → registry → fine-tune, Ray Train data parallelism, and pipeline specs with stage caching.
+
+These run the real `moodops` command, a real local Ray and a temporary MLflow store.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from moodops.components.datasets.synthetic_eegmmidb import write_synthetic_eegmmidb
+
+MOODOPS = str(Path(sys.executable).with_name("moodops"))
+SMALL = '{"dim": 16, "heads": 2, "depth": 1, "decoder_dim": 16, "decoder_heads": 2}'
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("eegmmidb")
+    write_synthetic_eegmmidb(root, subjects=2, runs=range(3, 6), seconds=40.0, seed=0)
+    return root
+
+
+def moodops(*args: str, cwd: Path, timeout: float = 400) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.run([MOODOPS, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def client_for(cwd: Path):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{cwd / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri), uri
+
+
+@pytest.mark.slow
+def test_pretrain_registers_an_encoder_that_fine_tuning_loads_exactly(corpus, tmp_path, monkeypatch):
+    out = tmp_path / "pretrain.json"
+    proc = moodops("pretrain", "--method", "mbsm", "--root", str(corpus), "--epochs", "3", "--batch-size", "16",
+                   "--set", f"model_params={SMALL}", "--alias", "champion", "--output-json", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["registered_model"] == "moodops-mbsm" and summary["version"] == "1"
+    assert len(summary["history"]) == 3
+    assert summary["history"][-1]["val_loss"] < summary["initial_val_loss"]
+    contract = summary["contract"]
+    assert contract["n_channels"] == 64 and contract["sfreq"] == 200.0 and contract["n_samples"] == 800
+    assert contract["ch_names"][:3] == ["FC5", "FC3", "FC1"]
+
+    client, uri = client_for(tmp_path)
+    run = client.get_run(summary["run_id"])
+    assert run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2, 3]
+    assert {"reconstruction.png", "history.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    version = client.get_model_version_by_alias("moodops-mbsm", "champion")
+    assert str(version.version) == "1" and version.tags["moodops.pretrain_run_id"] == run.info.run_id
+
+    from mlflow.models import get_model_info
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    info = get_model_info("models:/moodops-mbsm@latest")
+    assert info.metadata["moodops_contract"]["n_channels"] == 64
+
+    # The fold's model starts from exactly the registered weights (no training step in between).
+    from moodops.components.types import FeatureSet, Fold
+    from moodops.orchestrator.pretrain import resolve_encoder
+    from moodops.pipelines.evaluate import run_fold
+    from moodops.pipelines.hooks import Hooks
+    from moodops.pipelines.train import TrainConfig
+
+    encoder = resolve_encoder("models:/moodops-mbsm@latest", uri)
+    assert encoder.lineage["moodops.encoder_version"] == "1"
+    assert encoder.lineage["moodops.pretrain_run_id"] == run.info.run_id
+    registered = encoder.state_dict()
+
+    class Capture(Hooks):
+        def on_train_start(self, fold, model):
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+    n = 24
+    meta = pa.table({"subject": np.repeat([1, 2, 3], 8).astype(np.int32), "session": np.ones(n, np.int32),
+                     "trial": np.arange(n, dtype=np.int32), "window": np.zeros(n, np.int32)})
+    features = FeatureSet(rng.normal(size=(n, 4, 62, 5)).astype(np.float32), meta, ("window", "channel", "band"),
+                          y=np.arange(n) % 3, class_names=("a", "b", "c"),
+                          extra={"raw": rng.normal(size=(n, 4, 64, 200)).astype(np.float32)})
+    capture = Capture()
+    config = TrainConfig(model="mood_reader", variant="stib_enc_cf", epochs=1, batch_size=8,
+                         model_params=contract["model_params"], pretrained=encoder.weights, freeze_pretrained=True)
+    result = run_fold(config, Fold("f", np.arange(16), np.arange(16, 20), np.arange(20, 24), (3,)), features, capture)
+    for k, v in registered.items():
+        assert torch.equal(capture.state[k], v), k
+    trained = torch.load(io.BytesIO(result.weights), weights_only=True)["state_dict"]
+    for k, v in registered.items():  # frozen: still the registered weights after training
+        assert torch.equal(trained[k], v), k
+
+
+@pytest.mark.slow
+def test_pretraining_runs_data_parallel_on_two_gloo_workers(corpus, tmp_path):
+    out = tmp_path / "pretrain.json"
+    proc = moodops("pretrain", "--method", "mbsm", "--root", str(corpus), "--epochs", "2", "--batch-size", "16",
+                   "--workers", "2", "--set", f"model_params={SMALL}", "--register-as", "",
+                   "--output-json", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Ray Train: 2 worker(s), CPU (gloo)" in proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["workers"] == 2 and summary["version"] is None
+    assert summary["model_uri"].startswith("models:/")
+    assert len(summary["history"]) == 2 and np.isfinite(summary["history"][-1]["train_loss"])
+    # Both ranks' segments count: the epoch saw the whole training share, not half of it.
+    assert summary["history"][0]["segments_per_s"] > 0
+
+
+def test_pretrain_refuses_the_reserved_alias_and_unknown_keys(tmp_path):
+    proc = moodops("pretrain", "--synthetic", "--alias", "latest", cwd=tmp_path)
+    assert proc.returncode != 0 and "reserved" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = moodops("pretrain", "--synthetic", "--set", "mask_ration=0.5", cwd=tmp_path)
+    assert proc.returncode != 0 and "mask_ratio" in proc.stderr
+
+
+SPEC = """
+name: tiny
+description: two stages
+stages:
+  - name: pretrain
+    kind: pretrain
+    config: {{method: mbsm, root: {root}, epochs: {pre_epochs}, batch_size: 16, model_params: {small}}}
+  - name: finetune
+    kind: run
+    config: {{protocol: split, dataset: seed, synthetic: true, synthetic_subjects: 3, synthetic_seconds: 20,
+             model: mood_reader, variant: stib_enc_cf, encoder: "${{pretrain.encoder}}", encoder_channels: by-name,
+             epochs: {fine_epochs}}}
+"""
+
+
+@pytest.mark.slow
+def test_pipeline_reuses_unchanged_stages(corpus, tmp_path):
+    spec = tmp_path / "spec.yaml"
+
+    def run(pre_epochs: int, fine_epochs: int) -> dict:
+        spec.write_text(SPEC.format(root=corpus, pre_epochs=pre_epochs, fine_epochs=fine_epochs, small=SMALL))
+        out = tmp_path / "out.json"
+        proc = moodops("pipeline", "run", str(spec), "--output-json", str(out), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return {s["name"]: s for s in json.loads(out.read_text())["stages"]}
+
+    first = run(1, 1)
+    assert not first["pretrain"]["cached"] and not first["finetune"]["cached"]
+    assert first["pretrain"]["encoder"] == "models:/moodops-mbsm/1"
+    again = run(1, 1)
+    assert again["pretrain"]["cached"] and again["finetune"]["cached"]
+    assert again["finetune"]["run_id"] == first["finetune"]["run_id"]
+    fine_changed = run(1, 2)
+    assert fine_changed["pretrain"]["cached"] and not fine_changed["finetune"]["cached"]
+    pre_changed = run(2, 2)
+    assert not pre_changed["pretrain"]["cached"] and not pre_changed["finetune"]["cached"]
+    assert pre_changed["pretrain"]["encoder"] == "models:/moodops-mbsm/2"
+
+    client, _ = client_for(tmp_path)
+    finetune = client.get_run(pre_changed["finetune"]["run_id"])
+    assert finetune.data.tags["moodops.encoder_version"] == "2"  # lineage: the fine-tune names its encoder
+    assert finetune.data.tags["moodops.pretrain_run_id"] == pre_changed["pretrain"]["run_id"]
+    parent = finetune.data.tags["mlflow.parentRunId"]
+    children = client.search_runs([finetune.info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
+    assert {r.data.tags["moodops.stage"] for r in children} == {"pretrain", "finetune"}
+
+
+@pytest.mark.parametrize("body, message", [
+    ("stages: []", "non-empty 'stages'"),
+    ("stages: [{name: a, kind: bake}]", "kind"),
+    ("stages: [{name: a, kind: run, config: {encoder: '${b.encoder}'}}]", "not an earlier stage"),
+    ("stages: [{name: a, kind: run, config: {epochz: 3}}]", "epochs"),
+    ("stages: [{name: a, kind: pretrain}, {name: a, kind: run}]", "used twice"),
+])
+def test_bad_specs_are_one_line_errors_naming_the_file(tmp_path, body, message):
+    from moodops.components.errors import ConfigError
+    from moodops.orchestrator.pipeline import load_spec
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_spec(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_every_preset_parses_and_states_its_source():
+    from moodops.orchestrator.pipeline import PRESETS_DIR, load_spec
+
+    names = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+    assert names == ["dfcn_deap", "mmv_sstma_seed_iv", "mmv_sstma_seed_v", "mood_reader_seed", "mood_reader_seed_v"]
+    for name in names:
+        spec = load_spec(name)
+        text = (PRESETS_DIR / f"{name}.yaml").read_text()
+        assert "reported numbers" in text, name
+        assert spec.stages and spec.description
+    seed = load_spec("mood_reader_seed")
+    assert [s.name for s in seed.stages] == ["pretrain", "finetune-window", "finetune-trial"]
+    assert seed.stages[1].config["split_level"] == "window" and seed.stages[2].config["split_level"] == "trial"
+    assert load_spec("mmv_sstma_seed_iv").stages[1].config["train_trials"] == 16
+    assert load_spec("mmv_sstma_seed_v").stages[1].config["train_trials"] == 9
+
+
+def test_raw_eeg_is_mapped_by_name_and_resampled_only_when_asked():
+    import pyarrow as pa
+
+    from moodops.components.datasets.deap import EEG_CHANNELS
+    from moodops.components.types import FeatureSet
+    from moodops.orchestrator.config import RunConfig
+    from moodops.orchestrator.run import Reporter, adapt_raw_for_encoder
+
+    n = 3
+    raw = np.stack([np.full((2, 128), float(i)) for i in range(32)], axis=1)[None].repeat(n, 0)  # (3, 2, 32, 128)
+    meta = pa.table({"subject": np.ones(n, np.int32), "session": np.ones(n, np.int32),
+                     "trial": np.arange(n, dtype=np.int32), "window": np.zeros(n, np.int32)})
+    features = FeatureSet(np.zeros((n, 2, 32, 5), np.float32), meta, ("window", "channel", "band"),
+                          extra={"raw": raw.astype(np.float32)})
+    contract = {"method": "mbsm", "sfreq": 200.0, "ch_names": ["CZ", "FP1", "IZ", "T7"]}
+    strict = RunConfig(dataset="deap", synthetic=True, model="mood_reader")
+    same, record = adapt_raw_for_encoder(features, strict, contract, Reporter())
+    assert same is features and record == {}
+    asked = RunConfig(dataset="deap", synthetic=True, model="mood_reader", encoder_channels="by-name",
+                      encoder_resample=True)
+    mapped, record = adapt_raw_for_encoder(features, asked, contract, Reporter())
+    out = mapped.extra["raw"]
+    assert out.shape == (n, 2, 4, 200)  # 4 encoder channels, 1 s at 200 Hz
+    index = {c.upper(): i for i, c in enumerate(EEG_CHANNELS)}
+    assert np.allclose(out[:, :, 0, 20:180], index["CZ"], atol=0.05)  # a constant channel stays constant
+    assert np.allclose(out[:, :, 1, 20:180], index["FP1"], atol=0.05)
+    assert np.all(out[:, :, 2] == 0)  # IZ: not a DEAP channel, zero-filled
+    assert record["channels"]["zero_filled"] == ["IZ"] and record["resample"]["to_hz"] == 200.0
