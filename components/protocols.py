@@ -106,6 +106,47 @@ class LeaveOneSubjectOut(Protocol):
         return len(np.unique(features.column("subject")))
 
 
+class SubjectHoldout(Protocol):
+    """One fold: the given subjects are the test part, every other subject trains.
+
+    ``test_subjects=None`` draws ``round(ratio_test · n)`` subjects (at least 1)
+    with the seed: a subject-level split, e.g. to validate inside a training part.
+    """
+
+    name: ClassVar[str] = "holdout"
+
+    def __init__(self, test_subjects=None, ratio_test: float = 0.2, val_fraction: float = 0.1, seed: int = 0) -> None:
+        super().__init__(val_fraction, seed)
+        self.test_subjects = None if test_subjects is None else tuple(int(s) for s in test_subjects)
+        self.ratio_test = float(ratio_test)
+
+    def split(self, features: FeatureSet) -> list[Fold]:
+        subjects = features.column("subject")
+        unique = np.unique(subjects)
+        rng = np.random.default_rng([self.seed, 1])
+        if self.test_subjects is None:
+            if len(unique) < 2:
+                raise ConfigError(f"a subject-level split needs at least 2 subjects, got {len(unique)}")
+            n_test = min(len(unique) - 1, max(1, int(round(self.ratio_test * len(unique)))))
+            test_subjects = tuple(sorted(int(s) for s in rng.permutation(unique)[:n_test]))
+        else:
+            test_subjects = self.test_subjects
+            missing = sorted(set(test_subjects) - {int(s) for s in unique})
+            if missing:
+                raise ConfigError(f"held-out subject {missing[0]} is not in the data (subjects: "
+                                  f"{', '.join(str(int(s)) for s in unique)})")
+            if len(set(test_subjects)) >= len(unique):
+                raise ConfigError("every subject is held out: nothing is left to train on")
+        rows = np.arange(len(subjects))
+        is_test = np.isin(subjects, test_subjects)
+        train, val = _carve_validation(rows[~is_test], trial_groups(features), self.val_fraction, rng)
+        name = "holdout-" + "-".join(f"{s:02d}" for s in test_subjects)
+        return [Fold(name, train, val, rows[is_test], test_subjects, self.seed)]
+
+    def get_n_splits(self, features: FeatureSet) -> int:
+        return 1
+
+
 class TrainTestSplit(Protocol):
     """A single ``ratio`` : ``1 - ratio`` split.
 

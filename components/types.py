@@ -85,6 +85,12 @@ class FeatureSet:
     def column(self, name: str) -> np.ndarray:
         return self.meta.column(name).to_numpy()
 
+    def subset(self, rows) -> FeatureSet:
+        """A new FeatureSet of ``rows`` only (copies): what the rest of the data cannot reach."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return FeatureSet(self.x[rows], self.meta.take(rows), self.axes, None if self.y is None else self.y[rows],
+                          self.class_names, dict(self.info), {k: v[rows] for k, v in self.extra.items()})
+
 
 @dataclass
 class Fold:

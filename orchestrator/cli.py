@@ -129,6 +129,7 @@ def run(
     experiment: Annotated[Optional[str], typer.Option(help="MLflow experiment name.")] = None,
     output_json: Annotated[Optional[Path], typer.Option(help="Write per-fold metrics, mean/std and the parent run id here.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with any RunConfig keys.")] = None,
+    params: Annotated[Optional[Path], typer.Option("--params", help="YAML of tuned parameters (`moodops tune --export`); over --config, under flags.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any RunConfig key as KEY=VALUE (repeatable).")] = None,
 ) -> None:
     """Run an evaluation protocol: features, one Ray task per fold, MLflow tracking."""
@@ -149,7 +150,7 @@ def run(
         key = key.strip().replace("-", "_")
         if cli.get(key) is None:
             cli[key] = value
-    cfg = resolve_config(cli, config)
+    cfg = resolve_config(cli, config, params_path=params)
     summary = run_experiment(cfg, _CliReporter())
     agg = summary.aggregate
     typer.echo("")
@@ -229,6 +230,75 @@ def pretrain(
                    f"`moodops run … --encoder {uri}`")
     else:
         typer.echo(f"encoder: {summary.model_uri}")
+    if output_json:
+        write_json_atomic(output_json, summary.to_dict())
+
+
+@app.command()
+def tune(
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset name (see `moodops list datasets`).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model name (see `moodops list models`).")] = None,
+    protocol: Annotated[str, typer.Option(help="Outer protocol: loso (with --nested or --holdout) or split.")] = "loso",
+    root: Annotated[Optional[Path], typer.Option(help="The dataset on disk.")] = None,
+    synthetic: Annotated[Optional[bool], typer.Option("--synthetic", help="Use (and on first use generate) a synthetic dataset in the real format.")] = None,
+    variant: Annotated[Optional[str], typer.Option(help="Model variant; 'auto': the fullest the dataset allows.")] = None,
+    label: Annotated[Optional[str], typer.Option(help="Target (e.g. valence).")] = None,
+    subjects: Annotated[Optional[str], typer.Option(help="Subjects to use, e.g. 1-10.")] = None,
+    trials: Annotated[int, typer.Option(help="Finished (complete or pruned) trials per study, in total across resumes.")] = 20,
+    parallel: Annotated[int, typer.Option(help="Trials running at once (each fans out its inner folds on Ray).")] = 1,
+    space: Annotated[Optional[Path], typer.Option(help="Search space YAML (default: the model's, see orchestrator/spaces/).")] = None,
+    study: Annotated[Optional[str], typer.Option(help="Study name; the same name resumes the study.")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="Optuna storage: a journal file path (default ./moodops-optuna.journal) or postgresql://…")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")] = None,
+    nested: Annotated[bool, typer.Option("--nested", help="loso: a study per held-out subject on the others; reports the outer mean ± std.")] = False,
+    holdout: Annotated[Optional[str], typer.Option(help="loso: these subjects are the test part, declared up front; one study on the rest.")] = None,
+    inner: Annotated[Optional[str], typer.Option(help="Inner validation: subjects (20 % of training subjects; loso default), loso, or split (trial-level 8:2; split default).")] = None,
+    pruner: Annotated[str, typer.Option(help="median, hyperband or none (on per-epoch validation accuracy, mean over inner folds).")] = "median",
+    seed: Annotated[int, typer.Option(help="Seed of the sampler (and of splits and training).")] = 0,
+    export: Annotated[Optional[Path], typer.Option(help="Write the best parameters here (YAML for `moodops run --params`).")] = None,
+    cpus_per_fold: Annotated[Optional[float], typer.Option(help="CPUs per inner-fold task.")] = None,
+    gpus_per_fold: Annotated[Optional[float], typer.Option(help="GPUs per inner-fold task; fractions share a GPU.")] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to join.")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: ./mlflow.db).")] = None,
+    experiment: Annotated[Optional[str], typer.Option(help="MLflow experiment name.")] = None,
+    output_json: Annotated[Optional[Path], typer.Option(help="Write the studies, best parameters and outer scores here.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with any RunConfig keys.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any RunConfig key as KEY=VALUE (repeatable).")] = None,
+) -> None:
+    """Hyperparameter search with Optuna on Ray; the test subjects never reach the objective."""
+    from moodops.components.errors import ConfigError
+    from moodops.orchestrator.config import parse_int_list, resolve_config
+    from moodops.orchestrator.run import write_json_atomic
+    from moodops.orchestrator.tune import TuneOptions, run_tune
+
+    cli = dict(protocol=protocol, dataset=dataset, root=str(root) if root else None, synthetic=synthetic,
+               label=label, model=model, variant=variant, subjects=subjects, seed=seed,
+               cpus_per_fold=cpus_per_fold, gpus_per_fold=gpus_per_fold, address=address,
+               tracking_uri=tracking_uri, experiment=experiment)
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
+        key = key.strip().replace("-", "_")
+        if cli.get(key) is None:
+            cli[key] = value
+    cfg = resolve_config(cli, config)
+    options = TuneOptions(trials=trials, parallel=parallel, space=str(space) if space else None, study=study,
+                          storage=storage, timeout_s=timeout, nested=nested,
+                          holdout=parse_int_list(holdout) if holdout else None, inner=inner, pruner=pruner,
+                          seed=seed, export=str(export) if export else None)
+    summary = run_tune(cfg, options, _CliReporter())
+    typer.echo("")
+    for r in summary.studies:
+        typer.echo(f"study {r.name}: {r.n_complete} complete, {r.n_pruned} pruned, {r.n_failed} failed; best inner "
+                   f"{r.best_value:.3f}; outer test ({','.join(map(str, r.outer_test_subjects))}) accuracy "
+                   f"{r.outer_metrics['accuracy']:.3f}")
+    typer.echo(f"outer accuracy {summary.outer_accuracy_mean:.3f} ± {summary.outer_accuracy_std:.3f} over "
+               f"{len(summary.studies)} outer fold(s) (test subjects never seen while tuning)")
+    typer.echo("best parameters: " + ", ".join(f"{k}={v}" for k, v in summary.best_params.items()))
+    typer.echo(f"MLflow parent run {summary.parent_run_id} in {summary.tracking_uri}; Optuna storage {summary.storage}")
+    if summary.export:
+        typer.echo(f"exported to {summary.export}: use it with `moodops run … --params {summary.export}`")
     if output_json:
         write_json_atomic(output_json, summary.to_dict())
 

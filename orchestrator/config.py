@@ -240,11 +240,19 @@ def resolve_config(
     cli: Mapping[str, Any] | None = None,
     yaml_path: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
+    params_path: str | Path | None = None,
 ) -> RunConfig:
-    """Merge defaults < YAML < environment < CLI (``None`` CLI values are unset)."""
+    """Merge defaults < YAML < tuned parameters (``--params``) < environment < CLI (``None`` CLI values are unset).
+
+    ``model_params`` from ``--params`` are merged into those of the YAML file."""
     merged: dict[str, Any] = {}
     if yaml_path is not None:
         merged.update(load_yaml(yaml_path))
+    if params_path is not None:
+        tuned = load_yaml(params_path)
+        if "model_params" in tuned:
+            tuned["model_params"] = {**merged.get("model_params", {}), **tuned["model_params"]}
+        merged.update(tuned)
     merged.update(from_env(os.environ if environ is None else environ))
     cli = {k: v for k, v in (cli or {}).items() if v is not None}
     _check_keys(cli, "command line")

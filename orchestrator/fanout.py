@@ -67,7 +67,9 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> bool:
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=num_cpus, **kwargs)
+            # "local": a fresh Ray of our own, even when a `ray start` cluster runs on this machine
+            # (joining one is what --address / RAY_ADDRESS are for).
+            ray.init(address="local", num_cpus=num_cpus, **kwargs)
     except ConnectionError as e:
         raise ConfigError(
             f"cannot join the Ray cluster at '{address}': {str(e).splitlines()[0]} (is it running? clusters with "

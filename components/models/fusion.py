@@ -7,7 +7,9 @@
   the k inputs and the representations summed with those weights.
 
 Both return ``(fused (batch, dim), weights (batch, k))`` and keep the last
-weights (detached) in ``last_weights`` for inspection.
+weights (detached) in ``last_weights`` for inspection. ``temperature`` divides
+the scores before the softmax: above 1 the weights are more even, below 1
+one modality dominates sooner (a tunable of the fusion).
 """
 from __future__ import annotations
 
@@ -19,14 +21,21 @@ from torch import nn
 from moodops.components.errors import ConfigError
 
 
+def _temperature(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"The 'temperature' parameter must be a float > 0. Got {value} instead.")
+    return float(value)
+
+
 class AttentionFusion(nn.Module):
     """Attention over the modality axis.
 
     features : (batch, n_modalities, dim) → (fused (batch, dim), α (batch, n_modalities))
     """
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, temperature: float = 1.0) -> None:
         super().__init__()
+        self.temperature = _temperature(temperature)
         # a random (not zero) start so the weights are informative from the first step
         self.w = nn.Parameter(torch.randn(dim) * dim ** -0.5)
         self.last_weights: torch.Tensor | None = None
@@ -34,7 +43,7 @@ class AttentionFusion(nn.Module):
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if features.dim() != 3:
             raise ConfigError(f"AttentionFusion needs (batch, n_modalities, dim), got shape {tuple(features.shape)}")
-        weights = torch.softmax(torch.tanh(features) @ self.w, dim=1)
+        weights = torch.softmax(torch.tanh(features) @ self.w / self.temperature, dim=1)
         fused = (weights.unsqueeze(-1) * features).sum(dim=1)
         self.last_weights = weights.detach()
         return fused, weights
@@ -50,8 +59,9 @@ class ScoreFusion(nn.Module):
     representations : k tensors (batch, dim) → (fused (batch, dim), weights (batch, k))
     """
 
-    def __init__(self, dim: int, n_inputs: int | None = None) -> None:
+    def __init__(self, dim: int, n_inputs: int | None = None, temperature: float = 1.0) -> None:
         super().__init__()
+        self.temperature = _temperature(temperature)
         if n_inputs is not None and n_inputs < 1:
             raise ConfigError(f"The 'n_inputs' parameter must be a positive integer or None. Got {n_inputs} instead.")
         self.n_inputs = n_inputs
@@ -65,7 +75,7 @@ class ScoreFusion(nn.Module):
         if self.n_inputs is not None and stacked.shape[1] != self.n_inputs:
             raise ConfigError(f"ScoreFusion was built for {self.n_inputs} inputs, got {stacked.shape[1]}")
         scores = (stacked * self.weight).sum(dim=-1) + self.bias  # (batch, k)
-        weights = torch.softmax(scores, dim=1)
+        weights = torch.softmax(scores / self.temperature, dim=1)
         fused = (weights.unsqueeze(-1) * stacked).sum(dim=1)
         self.last_weights = weights.detach()
         return fused, weights

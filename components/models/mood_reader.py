@@ -141,7 +141,7 @@ class MoodReader(nn.Module):
                  encoder: bool = False, eye: bool = False, fusion: str = "concat", dim: int = 32, heads: int = 4,
                  depth: int = 1, dropout: float = 0.1, token_len: int = 32, encoder_dim: int = 32,
                  encoder_depth: int = 2, encoder_heads: int = 4, eye_depth: int = 1, fusion_dim: int = 64,
-                 freeze_encoder: bool = False) -> None:
+                 freeze_encoder: bool = False, fusion_temperature: float = 1.0) -> None:
         super().__init__()
         if fusion not in ("concat", "mlf"):
             raise ConfigError(f"The 'fusion' parameter must be 'concat' or 'mlf'. Got {fusion!r} instead.")
@@ -174,8 +174,8 @@ class MoodReader(nn.Module):
         else:
             check_heads(fusion_dim, heads)
             self.project = nn.ModuleList([_Project(t, w, fusion_dim) for t, w in reps])
-            self.level1 = ScoreFusion(fusion_dim, 2)
-            self.level2 = ScoreFusion(fusion_dim, len(reps) - 2) if len(reps) > 3 else None
+            self.level1 = ScoreFusion(fusion_dim, 2, fusion_temperature)
+            self.level2 = ScoreFusion(fusion_dim, len(reps) - 2, fusion_temperature) if len(reps) > 3 else None
             self.final_norm = nn.ModuleList([nn.LayerNorm(fusion_dim), nn.LayerNorm(fusion_dim)])
             self.final_attention = nn.MultiheadAttention(fusion_dim, heads, batch_first=True)
             self.head = nn.Sequential(

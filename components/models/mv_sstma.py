@@ -186,7 +186,7 @@ class MultimodalSSTMA(nn.Module):
     def __init__(self, shapes: dict[str, tuple[int, ...]], n_classes: int, mode: str = "attention", dim: int = 16,
                  depth: int = 6, heads: int = 4, kernel_sizes: tuple[int, int, int] = (7, 5, 3),
                  mask_ratio: float = 0.3, train_mask_ratio: float = 0.0, decoder_depth: int = 2, hidden: int = 64,
-                 dropout: float = 0.1, dcca_weight: float = 0.1) -> None:
+                 dropout: float = 0.1, dcca_weight: float = 0.1, fusion_temperature: float = 1.0) -> None:
         super().__init__()
         if mode not in MODES:
             raise ConfigError(invalid_choice("mode", mode, MODES))
@@ -224,7 +224,7 @@ class MultimodalSSTMA(nn.Module):
                 raise ConfigError(f"MultimodalSSTMA(mode='{mode}') needs the shape of input 'eye'")
             _, e = _shape("eye", shapes["eye"], 2)
             self.eye_extractor = SSTMAExtractor(e, 1, **common)  # E "channels" with one value each
-        self.fusion = AttentionFusion(hidden) if mode == "attention" else None
+        self.fusion = AttentionFusion(hidden, fusion_temperature) if mode == "attention" else None
         width = 2 * hidden if mode == "concat" else hidden
         self.classifier = nn.Sequential(nn.LayerNorm(width), nn.Dropout(dropout), nn.Linear(width, hidden), nn.GELU(),
                                         nn.Dropout(dropout), nn.Linear(hidden, n_classes))
