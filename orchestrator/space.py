@@ -117,8 +117,12 @@ def load_space(path: str | Path | None, model: str, variant: str, model_params: 
         if kind not in TYPES:
             raise ConfigError(f"{where}: {invalid_choice('type', kind, TYPES)}")
         target = "run" if name in RUN_KEYS else "model"
+        structural = set().union(*(v.params for v in info.variants))
+        if name in structural:
+            raise ConfigError(f"{where}: set by the model's variant; search 'variant' among "
+                              f"{', '.join(v.name for v in info.variants)} instead")
         if target == "model" and name not in signature:
-            known = sorted(k for k in signature if k not in ("self", "shapes", "n_classes"))
+            known = sorted(k for k in signature if k not in ("self", "shapes", "n_classes", *structural))
             raise ConfigError(f"{where}: not a setting of model '{model}' (its parameters: {', '.join(known)}; "
                               f"run settings: {', '.join(RUN_KEYS)})")
         p = Param(name, kind, target=target)

@@ -331,6 +331,7 @@ def run_study(name: str, storage, features: FeatureSet, inner_folds: list[Fold],
             timed_out = deadline is not None and time.monotonic() > deadline
             while (not timed_out and len(running) < options.parallel
                    and finished() + len(running) < options.trials):
+                t_trial = time.monotonic()
                 trial = study.ask()
                 fixed = {"variant": config.variant, "model_params": config.model_params}
                 values = space.suggest(trial, fixed)
@@ -342,7 +343,7 @@ def run_study(name: str, storage, features: FeatureSet, inner_folds: list[Fold],
                 tracker.client.log_batch(run_id, params=_params(values))
                 refs = {remote.remote(tconf, fold, features_ref, threads, control, trial.number, i): i
                         for i, fold in enumerate(inner_folds)}
-                running[trial.number] = _Running(trial, values, tconf, run_id, refs, time.monotonic())
+                running[trial.number] = _Running(trial, values, tconf, run_id, refs, t_trial)
                 reporter.status(f"  trial {trial.number} started: "
                                 + ", ".join(f"{k}={_short(v)}" for k, v in values.items()))
             if not running:
@@ -435,9 +436,8 @@ def _finish(study, tracker, state: _Running, trial_state, value, name, seconds, 
 
     study.tell(state.trial, value, state=trial_state)
     elapsed = time.monotonic() - state.started
-    seconds.append({"trial": state.trial.number, "state": trial_state.name, "wall_s": elapsed,
-                    "fold_compute_s": state.compute_s})
-    metrics = [Metric("trial_seconds", elapsed, int(time.time() * 1000), 0)]
+    metrics = [Metric("trial_seconds", elapsed, int(time.time() * 1000), 0),
+               Metric("fold_compute_seconds", state.compute_s, int(time.time() * 1000), 0)]
     if value is not None:
         metrics.append(Metric("objective", value, int(time.time() * 1000), 0))
     metrics += [Metric("val_accuracy_mean_inner", v, int(time.time() * 1000), step)
@@ -447,6 +447,9 @@ def _finish(study, tracker, state: _Running, trial_state, value, name, seconds, 
     if error:
         tracker.client.set_tag(state.run_id, "moodops.error", error[:4000])
     tracker.client.set_terminated(state.run_id, "FAILED" if trial_state.name == "FAIL" else "FINISHED")
+    # wall: from asking for the trial to its last record, storage and tracking included
+    seconds.append({"trial": state.trial.number, "state": trial_state.name,
+                    "wall_s": time.monotonic() - state.started, "fold_compute_s": state.compute_s})
     shown = f"objective {value:.4f}" if value is not None else trial_state.name.lower()
     reporter.status(f"  trial {state.trial.number} {shown} ({elapsed:.0f} s){f' — {error}' if error else ''}")
 

@@ -84,7 +84,8 @@ def test_heads_keep_only_divisors_of_the_width_and_conditions_hold(tmp_path):
     ("widht: {type: int, low: 1, high: 3}", "not a setting"),
     ("heads: {type: categorical, choices: [3], divides: dim}", "divides"),
     ("lr: {type: uniform, low: 0, high: 1}", "type"),
-    ("x: {type: float, low: 0, high: 1, when: {nope: 1}}", "when"),
+    ("dropout: {type: float, low: 0, high: 1, when: {nope: 1}}", "when"),
+    ("interlink: {type: categorical, choices: [true, false]}", "variant"),
 ])
 def test_bad_spaces_are_one_line_errors(tmp_path, body, message):
     path = tmp_path / "space.yaml"
@@ -190,7 +191,10 @@ def test_killed_study_resumes_to_n_trials_without_duplicates(deap, tmp_path):
     while time.monotonic() < deadline:
         time.sleep(0.2)
         if journal.exists():
-            study = optuna.load_study(study_name="resumable", storage=open_storage(str(journal)))
+            try:
+                study = optuna.load_study(study_name="resumable", storage=open_storage(str(journal)))
+            except KeyError:  # the journal exists before the study record is written
+                continue
             states = [t.state for t in study.trials]
             finished = states.count(TrialState.COMPLETE)
             if finished >= 2 and TrialState.RUNNING in states:
@@ -227,3 +231,23 @@ def test_tune_refuses_dishonest_setups(deap, tmp_path):
         outer_folds(config, TuneOptions(), None)
     with pytest.raises(ConfigError, match="exclude"):
         TuneOptions(nested=True, holdout=[1])
+
+
+def test_exported_parameters_feed_run_params_under_flags(tmp_path):
+    from moodops.orchestrator.config import resolve_config
+    from moodops.orchestrator.space import load_space
+    from moodops.orchestrator.tune import export_params
+
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text("lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n"
+                          "dim: {type: categorical, choices: [16, 32]}\n")
+    space = load_space(space_file, "mood_reader", "stib_cf", {})
+    best = tmp_path / "best.yaml"
+    export_params(best, {"lr": 0.002, "dim": 16}, space, "test")
+    base = tmp_path / "run.yaml"
+    base.write_text("model_params: {heads: 2}\nepochs: 7\n")
+    config = resolve_config({"dataset": "deap", "synthetic": True}, base, environ={}, params_path=best)
+    assert config.lr == 0.002 and config.epochs == 7
+    assert config.model_params == {"heads": 2, "dim": 16}
+    flagged = resolve_config({"dataset": "deap", "synthetic": True, "lr": 0.1}, None, environ={}, params_path=best)
+    assert flagged.lr == 0.1  # a flag still wins over tuned parameters
