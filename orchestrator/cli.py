@@ -128,6 +128,7 @@ def run(
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: ./mlflow.db).")] = None,
     experiment: Annotated[Optional[str], typer.Option(help="MLflow experiment name.")] = None,
     output_json: Annotated[Optional[Path], typer.Option(help="Write per-fold metrics, mean/std and the parent run id here.")] = None,
+    resume: Annotated[Optional[bool], typer.Option("--resume/--fresh", help="Re-use the folds an interrupted run of the same command finished (default), or start over.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with any RunConfig keys.")] = None,
     params: Annotated[Optional[Path], typer.Option("--params", help="YAML of tuned parameters (`moodops tune --export`); over --config, under flags.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any RunConfig key as KEY=VALUE (repeatable).")] = None,
@@ -142,7 +143,7 @@ def run(
                split_level=split_level, train_trials=train_trials, test_session=test_session, feature=feature,
                encoder=encoder, freeze_encoder=freeze_encoder, cpus_per_fold=cpus_per_fold, gpus_per_fold=gpus_per_fold,
                address=address, tracking_uri=tracking_uri, experiment=experiment,
-               output_json=str(output_json) if output_json else None)
+               output_json=str(output_json) if output_json else None, resume=resume)
     for item in set_ or []:
         key, sep, value = item.partition("=")
         if not sep:
@@ -161,6 +162,8 @@ def run(
                f"macro-F1 {agg['test_macro_f1_mean']:.3f} ± {agg['test_macro_f1_std']:.3f}   "
                f"(chance {summary.chance:.3f})")
     typer.echo(f"leakage audit: {summary.leakage:.1%} of test samples share a trial with training samples")
+    if summary.resumed_folds:
+        typer.echo(f"resumed: {len(summary.resumed_folds)} fold(s) re-used from the interrupted run")
     typer.echo(f"MLflow parent run {summary.parent_run_id} (experiment {summary.experiment_id}) in {summary.tracking_uri}")
     if summary.tracking_uri.startswith("sqlite:"):
         typer.echo("view it: moodops ui   then open http://127.0.0.1:5000")

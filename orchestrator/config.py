@@ -72,6 +72,9 @@ class RunConfig:
     gpus_per_fold: float = 0.0
     max_retries: int = 2
     address: str | None = None
+    # resume and tracking faults
+    resume: bool = True  # re-use the finished folds of an unfinished run with the same config and data
+    tracking_retry_s: float = 300.0  # how long to retry logging fold results the tracking store missed
     # tracking and outputs
     tracking_uri: str | None = None
     experiment: str = "moodops"
@@ -111,7 +114,7 @@ class RunConfig:
     def config_hash(self) -> str:
         """Hash of everything that changes results (not where they are sent or how fast)."""
         ignore = {"address", "tracking_uri", "experiment", "output_json", "cache_dir", "cpus_per_fold",
-                  "gpus_per_fold", "max_retries"}
+                  "gpus_per_fold", "max_retries", "resume", "tracking_retry_s"}
         data = {k: v for k, v in self.to_dict().items() if k not in ignore}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from moodops.components.datasets import DATASETS
-from moodops.components.errors import ConfigError
+from moodops.components.errors import ConfigError, MoodopsError
 from moodops.components.features import FeatureConfig, build_features, dataset_fingerprint, make_sequences
 from moodops.components.models import MODELS
 from moodops.components.protocols import (PROTOCOLS, CrossSession, LeaveOneSubjectOut, PerSubject, TrainTestSplit,
@@ -23,6 +23,7 @@ from moodops.components.protocols import (PROTOCOLS, CrossSession, LeaveOneSubje
 from moodops.components.types import FeatureSet, Fold, FoldResult
 from moodops.orchestrator.config import MODEL_DEFAULTS, RunConfig, default_cache_dir
 from moodops.orchestrator.fanout import Progress
+from moodops.orchestrator.ledger import Ledger
 from moodops.pipelines.train import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,10 @@ SYNTHETIC_VERSION = 1
 WITHIN_SUBJECT = ("per-subject", "cross-session")
 WITHIN_SUBJECT_BATCH = 32
 SYNTHETIC_SECONDS = {"deap": 60.0, "seed": 60.0, "seed-iv": 160.0, "seed-v": 160.0}
+
+
+class TrackingUnavailableError(MoodopsError):
+    """Fold results are safe on disk but could not be logged to the tracking store."""
 
 
 class Reporter:
@@ -68,6 +73,7 @@ class RunSummary:
     class_names: list[str] = field(default_factory=list)
     variant: str = ""
     label: str = ""
+    resumed_folds: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -316,68 +322,123 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
                         f"{encoder.lineage.get('moodops.pretrain_run_id', '?')})"
                         f"{', frozen' if config.freeze_encoder else ', fine-tuned'}")
     run_name = f"{config.protocol}-{config.dataset}-{config.label}-{config.model}.{config.variant}"
-    parent = tracker.start_parent(run_name, config.to_dict(), {
-        "moodops.config_hash": config.config_hash(), "moodops.git_commit": git_commit(),
-        "moodops.protocol": config.protocol, "moodops.dataset": config.dataset, "moodops.model": config.model,
-        "moodops.variant": config.variant,
-        "moodops.label": config.label, "moodops.seed": str(config.seed),
-        **(encoder.lineage if encoder else {}), **(tags or {}),
-    })
-    reporter.status(f"MLflow parent run {parent} in experiment '{config.experiment}' ({tracker.uri})")
-    reporter.status(f"model {config.model}, variant {config.variant}"
-                    f"{' (auto: the fullest variant this dataset supports; --variant to choose)' if requested_variant == 'auto' else ''}"
-                    f"; feature {config.feature}"
-                    + (f" {config.precomputed} (the release's windows)" if config.feature == "precomputed"
-                       else f", {config.window_s:g}-s windows") + f", {config.seq_len} per sample"
-                       + (f" every {config.seq_step}" if config.seq_step and config.seq_step != config.seq_len else ""))
-    children: dict[str, str] = {}
-    started_ray = False
-    try:
-        features = prepare_features(config, reporter)
-        if encoder is not None:
-            from moodops.pipelines.pretrain import check_contract
+    describe = (f"model {config.model}, variant {config.variant}"
+                f"{' (auto: the fullest variant this dataset supports; --variant to choose)' if requested_variant == 'auto' else ''}"
+                f"; feature {config.feature}"
+                + (f" {config.precomputed} (the release's windows)" if config.feature == "precomputed"
+                   else f", {config.window_s:g}-s windows") + f", {config.seq_len} per sample"
+                + (f" every {config.seq_step}" if config.seq_step and config.seq_step != config.seq_len else ""))
+    reporter.status(describe)
+    features = prepare_features(config, reporter)
+    adapted: dict[str, Any] = {}
+    if encoder is not None:
+        from moodops.pipelines.pretrain import check_contract
 
-            features, adapted = adapt_raw_for_encoder(features, config, encoder.contract, reporter)
-            if adapted:
-                tracker.client.log_dict(parent, adapted, "encoder_input_mapping.json")
-            sfreq = (encoder.contract.get("sfreq") if "resample" in adapted
-                     else DATASETS.get(config.dataset).eeg_sfreq)
-            check_contract(encoder.contract, config.model, features.shapes(), config.encoder, sfreq)
-        folds = _protocol(config).split(features)
+        features, adapted = adapt_raw_for_encoder(features, config, encoder.contract, reporter)
+        sfreq = (encoder.contract.get("sfreq") if "resample" in adapted
+                 else DATASETS.get(config.dataset).eeg_sfreq)
+        check_contract(encoder.contract, config.model, features.shapes(), config.encoder, sfreq)
+    folds = _protocol(config).split(features)
+
+    # Resume: the same config and data after a driver that did not finish → reuse its parent run and folds.
+    cache_dir = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
+    ledger = Ledger.for_run(cache_dir, config.config_hash(), features.info["fingerprint"])
+    previous = ledger.state()
+    done: dict[str, FoldResult] = {}
+    parent = None
+    if previous and previous.get("status") != "FINISHED" and config.resume:
+        parent = _reopen_parent(tracker, previous, reporter)
+    if parent is None:
+        ledger.clear()
+        parent = tracker.start_parent(run_name, config.to_dict(), {
+            "moodops.config_hash": config.config_hash(), "moodops.git_commit": git_commit(),
+            "moodops.protocol": config.protocol, "moodops.dataset": config.dataset, "moodops.model": config.model,
+            "moodops.variant": config.variant,
+            "moodops.label": config.label, "moodops.seed": str(config.seed),
+            **(encoder.lineage if encoder else {}), **(tags or {}),
+        })
+        ledger.save_state({"parent_run_id": parent, "tracking_uri": tracker.uri, "status": "RUNNING",
+                           "children": {}, "logged": [], "started": time.time()})
+        reporter.status(f"MLflow parent run {parent} in experiment '{config.experiment}' ({tracker.uri})")
+    else:
+        done = {k: v for k, v in ledger.results().items() if k in {f.name for f in folds}}
+        ledger.update(status="RUNNING", resumes=int(previous.get("resumes", 0)) + 1)
+        reporter.status(f"resuming MLflow parent run {parent} ({tracker.uri}): {len(done)} of {len(folds)} fold(s) "
+                        f"already finished (kept in {ledger.folder}); --fresh starts over")
+    state = ledger.state()
+    children: dict[str, str] = dict(state.get("children", {}))
+    logged: set[str] = set(state.get("logged", []))
+    started_ray = False
+    fold_params = {"model": config.model, "variant": config.variant, "model_params": config.model_params,
+                   "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size, "label": config.label}
+    by_name = {f.name: f for f in folds}
+
+    def log_result(result: FoldResult) -> bool:
+        """Log one fold to MLflow; False (result kept in the ledger) when the tracking store is away."""
+        try:
+            run_id = children.get(result.fold)
+            if run_id is None:
+                run_id = children[result.fold] = tracker.create_child(by_name[result.fold], {
+                    "moodops.config_hash": config.config_hash()})
+            tracker.log_fold(run_id, result, {**fold_params, "fold": result.fold})
+        except Exception as e:  # noqa: BLE001 - any tracking failure: keep the result, log it later
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            logger.warning("fold %s: tracking store unavailable (%s); result kept in %s", result.fold,
+                           str(e).splitlines()[0] if str(e) else type(e).__name__, ledger.folder)
+            return False
+        logged.add(result.fold)
+        ledger.update(children=children, logged=sorted(logged))
+        return True
+
+    try:
+        if adapted:
+            tracker.client.log_dict(parent, adapted, "encoder_input_mapping.json")
         leakage = {f.name: leakage_fraction(features, f) for f in folds}
         mean_leak = float(np.mean(list(leakage.values())))
         tracker.set_parent_tags({"moodops.dataset_fingerprint": features.info["fingerprint"],
-                                 "moodops.n_folds": str(len(folds))})
+                                 "moodops.n_folds": str(len(folds)), "moodops.ledger": str(ledger.folder)})
         tracker.log_parent_metrics({"leakage_test_in_train_fraction": mean_leak,
                                     "n_samples": float(features.n_samples)})
         tracker.client.log_dict(parent, {"test_samples_whose_trial_is_in_training": leakage,
                                          "mean": mean_leak}, "leakage_audit.json")
         if mean_leak > 0:
             reporter.status(f"warning: {mean_leak:.0%} of test samples share a trial with training samples (leaks)")
+        for name in sorted(set(done) - logged):  # finished before, but never reached the tracking store
+            log_result(done[name])
+        missing = [f for f in folds if f.name not in done]
+        for fold in missing:  # child runs of a driver that died mid-fold
+            old = children.pop(fold.name, None)
+            if old is not None:
+                _fail_if_running(tracker, old, "driver stopped before this fold finished; re-run by a resume")
+        results = list(done.values())
+        if missing:
+            started_ray = init_ray(config.address)
+            check_resources(config.cpus_per_fold, config.gpus_per_fold, local=started_ray and not config.address)
+            tconf = train_config(config, encoder.weights if encoder else None)
+            for fold in missing:
+                try:
+                    children[fold.name] = tracker.create_child(fold, {"moodops.config_hash": config.config_hash()})
+                except Exception as e:  # noqa: BLE001 - created when its result is logged instead
+                    logger.warning("fold %s: could not create its MLflow run yet (%s)", fold.name, e)
+            ledger.update(children=children)
+            reporter.status(f"running {len(missing)} fold(s) on Ray: {config.cpus_per_fold:g} CPU"
+                            f"{f', {config.gpus_per_fold:g} GPU' if config.gpus_per_fold else ''} per fold")
 
-        started_ray = init_ray(config.address)
-        check_resources(config.cpus_per_fold, config.gpus_per_fold, local=started_ray and not config.address)
-        tconf = train_config(config, encoder.weights if encoder else None)
-        fold_params = {"model": config.model, "variant": config.variant, "model_params": config.model_params,
-                       "epochs": config.epochs,
-                       "lr": config.lr, "batch_size": config.batch_size, "label": config.label}
-        for fold in folds:
-            children[fold.name] = tracker.create_child(fold, {"moodops.config_hash": config.config_hash()})
-        reporter.status(f"running {len(folds)} fold(s) on Ray: {config.cpus_per_fold:g} CPU"
-                        f"{f', {config.gpus_per_fold:g} GPU' if config.gpus_per_fold else ''} per fold")
+            def on_result(fold: Fold, result: FoldResult) -> None:
+                ledger.record(result)  # first: on disk the moment it finishes
+                log_result(result)
+                reporter.fold_done(fold, result)
 
-        def on_result(fold: Fold, result: FoldResult) -> None:
-            tracker.log_fold(children.pop(fold.name), result, {**fold_params, "fold": fold.name})
-            reporter.fold_done(fold, result)
+            def on_abandon(fold: Fold, reason: str) -> None:
+                run_id = children.pop(fold.name, None)
+                if run_id is not None:
+                    tracker.fail_child(run_id, reason, "KILLED")
 
-        def on_abandon(fold: Fold, reason: str) -> None:
-            run_id = children.pop(fold.name, None)
-            if run_id is not None:
-                tracker.fail_child(run_id, reason, "KILLED")
-
-        results = run_folds(folds, features, tconf, cpus_per_fold=config.cpus_per_fold,
-                            gpus_per_fold=config.gpus_per_fold, max_retries=config.max_retries,
-                            on_result=on_result, on_progress=reporter.progress, on_abandon=on_abandon)
+            results += run_folds(missing, features, tconf, cpus_per_fold=config.cpus_per_fold,
+                                 gpus_per_fold=config.gpus_per_fold, max_retries=config.max_retries,
+                                 on_result=on_result, on_progress=reporter.progress, on_abandon=on_abandon)
+        _log_pending(results, logged, log_result, ledger, config.tracking_retry_s, reporter)
 
         summary_metrics = aggregate(results)
         tracker.log_parent_metrics(summary_metrics)
@@ -391,6 +452,7 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
             plot_confusion(confusion, features.class_names, out / "confusion_matrix.png", title)
             tracker.log_parent_artifacts(out)
         tracker.end_parent("FINISHED")
+        ledger.update(status="FINISHED")
         summary = RunSummary(
             parent_run_id=parent, experiment_id=tracker.experiment_id, tracking_uri=tracker.uri,
             folds=[{"fold": r.fold, "test_subjects": list(r.test_subjects), "node_id": r.node_id,
@@ -398,23 +460,72 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
             aggregate=summary_metrics, leakage=mean_leak, config_hash=config.config_hash(),
             dataset_fingerprint=features.info["fingerprint"], wall_s=time.perf_counter() - t_start,
             chance=chance, class_names=list(features.class_names), variant=config.variant,
-            label=config.label,
+            label=config.label, resumed_folds=sorted(done),
         )
         if config.output_json:
             write_json_atomic(Path(config.output_json), summary.to_dict())
         return summary
     except BaseException as e:
         status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
-        for run_id in children.values():
-            tracker.fail_child(run_id, f"{type(e).__name__}: {e}", status)
-        tracker.client.set_tag(parent, "moodops.error", f"{type(e).__name__}: {e}"[:4000])
-        tracker.end_parent(status)
+        try:
+            for name, run_id in children.items():
+                if name not in logged:
+                    tracker.fail_child(run_id, f"{type(e).__name__}: {e}", status)
+            tracker.client.set_tag(parent, "moodops.error", f"{type(e).__name__}: {e}"[:4000])
+            tracker.end_parent(status)
+        except Exception:  # noqa: BLE001 - the tracking store may be the problem; the ledger keeps results
+            logger.warning("could not mark the MLflow runs %s; finished folds are kept in %s", status, ledger.folder)
+        ledger.update(status=status, children=children, logged=sorted(logged))
         raise
     finally:
         if started_ray:
             import ray
 
             ray.shutdown()
+
+
+def _reopen_parent(tracker, previous: dict[str, Any], reporter: Reporter) -> str | None:
+    """The previous parent run, set RUNNING again, if it is in this tracking store."""
+    parent = previous.get("parent_run_id")
+    if not parent or previous.get("tracking_uri") != tracker.uri:
+        return None
+    try:
+        tracker.client.get_run(parent)
+    except Exception:  # noqa: BLE001 - deleted or unknown: start a new run
+        return None
+    tracker.client.update_run(parent, status="RUNNING")
+    tracker.parent_id = parent
+    tracker.client.set_tag(parent, "moodops.resumed", str(int(previous.get("resumes", 0)) + 1))
+    return parent
+
+
+def _fail_if_running(tracker, run_id: str, reason: str) -> None:
+    try:
+        if tracker.client.get_run(run_id).info.status == "RUNNING":
+            tracker.fail_child(run_id, reason, "FAILED")
+    except Exception:  # noqa: BLE001 - a run that no longer exists needs nothing
+        logger.debug("child run %s not found", run_id)
+
+
+def _log_pending(results: list[FoldResult], logged: set[str], log_result, ledger: Ledger, retry_s: float,
+                 reporter: Reporter) -> None:
+    """Retry logging folds the tracking store missed; after ``retry_s`` fail loudly (results stay on disk)."""
+    pending = [r for r in results if r.fold not in logged]
+    if not pending:
+        return
+    reporter.status(f"{len(pending)} fold result(s) not yet in the tracking store; retrying for up to "
+                    f"{retry_s:.0f} s (kept in {ledger.folder})")
+    deadline = time.monotonic() + retry_s
+    delay = 1.0
+    while pending and time.monotonic() < deadline:
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        pending = [r for r in pending if not log_result(r)]
+        delay = min(delay * 2, 15.0)
+    if pending:
+        raise TrackingUnavailableError(
+            f"tracking store unreachable: {len(pending)} fold result(s) "
+            f"({', '.join(r.fold for r in pending[:5])}{' …' if len(pending) > 5 else ''}) are saved in "
+            f"{ledger.folder} but not logged; re-run the same command when the server is back to log them")
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -1,0 +1,196 @@
+"""A killed driver resumes from its finished folds; a tracking server that goes away loses no fold result.
+
+Real processes throughout: the `moodops` command, a local Ray, and (for the
+tracking faults) a real `mlflow server` on loopback that is stopped and
+started again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+
+BIN = Path(sys.executable).parent
+MOODOPS = str(BIN / "moodops")
+
+
+@pytest.fixture(scope="module")
+def deap(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("deap")
+    write_synthetic_deap(root, n_subjects=4, n_trials=16, seconds=30, seed=2, effect=3.0)
+    return root
+
+
+def env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+
+
+def run_command(deap: Path, *extra: str) -> list[str]:
+    # stib_cf with a fixed number of epochs (no early stop): a few seconds per fold, so a kill lands between folds
+    return [MOODOPS, "run", "loso", "--dataset", "deap", "--root", str(deap), "--model", "mood_reader",
+            "--variant", "stib_cf", "--epochs", "60", "--set", "patience=1000", "--cpus-per-fold", "1", *extra]
+
+
+def children(client, parent: str):
+    runs = client.search_runs([client.get_run(parent).info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
+    return sorted((r.data.tags["moodops.fold"], r.info.status) for r in runs)
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_and_matches_an_uninterrupted_run(deap, tmp_path):
+    from mlflow import MlflowClient
+
+    out = tmp_path / "resumed.json"
+    first = subprocess.Popen(run_command(deap, "--output-json", str(out)), cwd=tmp_path, env=env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    ledger_folds = None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        folds = {p.name for p in Path(os.environ["MOODOPS_CACHE"]).glob("runs/*/folds/subject-*")
+                 if (p / "result.json").is_file()}
+        if len(folds) >= 2:
+            ledger_folds = folds
+            break
+        assert first.poll() is None, first.communicate()
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert ledger_folds and len(ledger_folds) < 4, ledger_folds
+
+    second = subprocess.run(run_command(deap, "--output-json", str(out)), cwd=tmp_path, env=env(),
+                            capture_output=True, text=True, timeout=400)
+    assert second.returncode == 0, second.stderr
+    assert "resuming MLflow parent run" in second.stderr
+    resumed = json.loads(out.read_text())
+    assert set(resumed["resumed_folds"]) >= ledger_folds
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = children(client, resumed["parent_run_id"])
+    finished = [f for f, status in runs if status == "FINISHED"]
+    assert sorted(finished) == ["subject-01", "subject-02", "subject-03", "subject-04"]  # one per fold
+    assert all(status in ("FINISHED", "FAILED") for _, status in runs)
+    assert client.get_run(resumed["parent_run_id"]).info.status == "FINISHED"
+
+    fresh_out = tmp_path / "fresh.json"
+    fresh = subprocess.run(run_command(deap, "--fresh", "--output-json", str(fresh_out)), cwd=tmp_path,
+                           env=env(), capture_output=True, text=True, timeout=400)
+    assert fresh.returncode == 0, fresh.stderr
+    fresh_result = json.loads(fresh_out.read_text())
+    assert fresh_result["parent_run_id"] != resumed["parent_run_id"] and not fresh_result["resumed_folds"]
+    assert fresh_result["aggregate"] == resumed["aggregate"]  # same seed: the same numbers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """A real `mlflow server` (SQLite backend, local artifact store) on loopback, restartable."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port, self.proc = folder, free_port(), None
+        self.uri = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+             "--artifacts-destination", str(self.folder / "artifacts"), "--host", "127.0.0.1", "--port",
+             str(self.port), "--workers", "1"], cwd=self.folder, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+        import urllib.request
+
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("mlflow server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.mark.slow
+def test_tracking_server_restart_loses_no_fold(deap, tmp_path):
+    from mlflow import MlflowClient
+
+    server = MlflowServer(tmp_path)
+    server.start()
+    try:
+        out = tmp_path / "out.json"
+        # No HTTP retries inside the MLflow client: the outage must be handled by moodops itself.
+        run_env = {**env(), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+        proc = subprocess.Popen(run_command(deap, "--tracking-uri", server.uri, "--output-json", str(out),
+                                            "--set", "tracking_retry_s=120"),
+                                cwd=tmp_path, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not any(Path(os.environ["MOODOPS_CACHE"]).glob("runs/*/run.json")):
+            time.sleep(0.3)  # the parent run exists
+        time.sleep(2)
+        server.stop()  # down while the folds finish (a few seconds each)
+        time.sleep(20)
+        server.start()
+        stdout, stderr = proc.communicate(timeout=400)
+        assert proc.returncode == 0, stderr
+        assert "tracking store unavailable" in stderr or "not yet in the tracking store" in stderr, stderr
+        result = json.loads(out.read_text())
+        client = MlflowClient(tracking_uri=server.uri)
+        runs = children(client, result["parent_run_id"])
+        assert [f for f, s in runs if s == "FINISHED"] == ["subject-01", "subject-02", "subject-03", "subject-04"]
+        assert client.get_run(result["parent_run_id"]).info.status == "FINISHED"
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_tracking_server_gone_fails_loudly_and_a_rerun_logs_the_saved_folds(deap, tmp_path):
+    from mlflow import MlflowClient
+
+    server = MlflowServer(tmp_path)
+    server.start()
+    run_env = {**env(), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    command = run_command(deap, "--tracking-uri", server.uri, "--set", "tracking_retry_s=3")
+    try:
+        proc = subprocess.Popen(command, cwd=tmp_path, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(Path(os.environ["MOODOPS_CACHE"]).glob("runs/*/run.json")):
+            time.sleep(0.3)
+        time.sleep(1)
+        server.stop()  # and it stays away
+        stdout, stderr = proc.communicate(timeout=400)
+        assert proc.returncode != 0
+        last = stderr.strip().splitlines()[-1]
+        assert "tracking store unreachable" in last and "saved in" in last, stderr
+        saved = list(Path(os.environ["MOODOPS_CACHE"]).glob("runs/*/folds/subject-*/result.json"))
+        assert len(saved) == 4  # every fold finished and is on disk
+
+        server.start()
+        out = tmp_path / "out.json"
+        again = subprocess.run(command + ["--output-json", str(out)], cwd=tmp_path, env=run_env,
+                               capture_output=True, text=True, timeout=400)
+        assert again.returncode == 0, again.stderr
+        result = json.loads(out.read_text())
+        assert len(result["resumed_folds"]) == 4  # nothing trained again
+        runs = children(MlflowClient(tracking_uri=server.uri), result["parent_run_id"])
+        assert [f for f, s in runs if s == "FINISHED"] == ["subject-01", "subject-02", "subject-03", "subject-04"]
+    finally:
+        server.stop()
