@@ -329,16 +329,32 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
                    else f", {config.window_s:g}-s windows") + f", {config.seq_len} per sample"
                 + (f" every {config.seq_step}" if config.seq_step and config.seq_step != config.seq_len else ""))
     reporter.status(describe)
-    features = prepare_features(config, reporter)
-    adapted: dict[str, Any] = {}
-    if encoder is not None:
-        from moodops.pipelines.pretrain import check_contract
 
-        features, adapted = adapt_raw_for_encoder(features, config, encoder.contract, reporter)
-        sfreq = (encoder.contract.get("sfreq") if "resample" in adapted
-                 else DATASETS.get(config.dataset).eeg_sfreq)
-        check_contract(encoder.contract, config.model, features.shapes(), config.encoder, sfreq)
-    folds = _protocol(config).split(features)
+    def start_parent() -> str:
+        return tracker.start_parent(run_name, config.to_dict(), {
+            "moodops.config_hash": config.config_hash(), "moodops.git_commit": git_commit(),
+            "moodops.protocol": config.protocol, "moodops.dataset": config.dataset, "moodops.model": config.model,
+            "moodops.variant": config.variant,
+            "moodops.label": config.label, "moodops.seed": str(config.seed),
+            **(encoder.lineage if encoder else {}), **(tags or {}),
+        })
+
+    try:
+        features = prepare_features(config, reporter)
+        adapted: dict[str, Any] = {}
+        if encoder is not None:
+            from moodops.pipelines.pretrain import check_contract
+
+            features, adapted = adapt_raw_for_encoder(features, config, encoder.contract, reporter)
+            sfreq = (encoder.contract.get("sfreq") if "resample" in adapted
+                     else DATASETS.get(config.dataset).eeg_sfreq)
+            check_contract(encoder.contract, config.model, features.shapes(), config.encoder, sfreq)
+        folds = _protocol(config).split(features)
+    except BaseException as e:  # bad data or config: the attempt is still on record, as a FAILED run
+        failed = start_parent()
+        tracker.client.set_tag(failed, "moodops.error", f"{type(e).__name__}: {e}"[:4000])
+        tracker.end_parent("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
 
     # Resume: the same config and data after a driver that did not finish → reuse its parent run and folds.
     cache_dir = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
@@ -350,13 +366,7 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
         parent = _reopen_parent(tracker, previous, reporter)
     if parent is None:
         ledger.clear()
-        parent = tracker.start_parent(run_name, config.to_dict(), {
-            "moodops.config_hash": config.config_hash(), "moodops.git_commit": git_commit(),
-            "moodops.protocol": config.protocol, "moodops.dataset": config.dataset, "moodops.model": config.model,
-            "moodops.variant": config.variant,
-            "moodops.label": config.label, "moodops.seed": str(config.seed),
-            **(encoder.lineage if encoder else {}), **(tags or {}),
-        })
+        parent = start_parent()
         ledger.save_state({"parent_run_id": parent, "tracking_uri": tracker.uri, "status": "RUNNING",
                            "children": {}, "logged": [], "started": time.time()})
         reporter.status(f"MLflow parent run {parent} in experiment '{config.experiment}' ({tracker.uri})")
