@@ -98,6 +98,19 @@ class _CliReporter:
              f"macro-F1 {result.metrics['macro_f1']:.3f}  ({result.timing['total_s']:.1f} s, {result.device})")
 
 
+def _apply_set(values: dict, items: list[str] | None) -> None:
+    """``--set KEY=VALUE`` into ``values`` (a flag given explicitly wins over --set)."""
+    from moodops.components.errors import ConfigError
+
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
+        key = key.strip().replace("-", "_")
+        if values.get(key) is None:
+            values[key] = value
+
+
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
@@ -134,7 +147,6 @@ def run(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any RunConfig key as KEY=VALUE (repeatable).")] = None,
 ) -> None:
     """Run an evaluation protocol: features, one Ray task per fold, MLflow tracking."""
-    from moodops.components.errors import ConfigError
     from moodops.orchestrator.config import resolve_config
     from moodops.orchestrator.run import run_experiment
 
@@ -144,13 +156,7 @@ def run(
                encoder=encoder, freeze_encoder=freeze_encoder, cpus_per_fold=cpus_per_fold, gpus_per_fold=gpus_per_fold,
                address=address, tracking_uri=tracking_uri, experiment=experiment,
                output_json=str(output_json) if output_json else None, resume=resume)
-    for item in set_ or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
-        key = key.strip().replace("-", "_")
-        if cli.get(key) is None:
-            cli[key] = value
+    _apply_set(cli, set_)
     cfg = resolve_config(cli, config, params_path=params)
     summary = run_experiment(cfg, _CliReporter())
     agg = summary.aggregate
@@ -269,7 +275,6 @@ def tune(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any RunConfig key as KEY=VALUE (repeatable).")] = None,
 ) -> None:
     """Hyperparameter search with Optuna on Ray; the test subjects never reach the objective."""
-    from moodops.components.errors import ConfigError
     from moodops.orchestrator.config import parse_int_list, resolve_config
     from moodops.orchestrator.run import write_json_atomic
     from moodops.orchestrator.tune import TuneOptions, run_tune
@@ -278,13 +283,7 @@ def tune(
                label=label, model=model, variant=variant, subjects=subjects, seed=seed,
                cpus_per_fold=cpus_per_fold, gpus_per_fold=gpus_per_fold, address=address,
                tracking_uri=tracking_uri, experiment=experiment)
-    for item in set_ or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
-        key = key.strip().replace("-", "_")
-        if cli.get(key) is None:
-            cli[key] = value
+    _apply_set(cli, set_)
     cfg = resolve_config(cli, config)
     options = TuneOptions(trials=trials, parallel=parallel, space=str(space) if space else None, study=study,
                           storage=storage, timeout_s=timeout, nested=nested,
