@@ -18,6 +18,9 @@ from mlflow.pyfunc import PythonModel
 
 
 class PretrainedEncoder(PythonModel):
+    # Inputs are numpy arrays (or a dict of them), which MLflow's type-hint validation does not cover.
+    _skip_type_hint_validation = True
+
     def load_context(self, context) -> None:
         import torch
 

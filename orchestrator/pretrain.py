@@ -354,14 +354,11 @@ def log_encoder(run_id: str, tracking_uri: str, result, register_as: str | None,
         with open(weights, "wb") as f:
             torch_save(result.state_dict, f)
         contract.write_text(json.dumps(result.contract, indent=2))
-        import warnings
-
         quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
         for name in ("mlflow", "mlflow.tracking._model_registry.fluent", "mlflow.store.model_registry"):
             if quiet:
                 logging.getLogger(name).setLevel(logging.WARNING)
-        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*type hints.*")
+        with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name="encoder", python_model=str(Path(__file__).with_name("encoder_model.py")),
                 artifacts={"weights": str(weights), "contract": str(contract)},

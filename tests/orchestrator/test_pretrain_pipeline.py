@@ -67,6 +67,10 @@ def test_pretrain_registers_an_encoder_that_fine_tuning_loads_exactly(corpus, tm
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     info = get_model_info("models:/moodops-mbsm@latest")
     assert info.metadata["moodops_contract"]["n_channels"] == 64
+    import mlflow.pyfunc
+
+    embedder = mlflow.pyfunc.load_model("models:/moodops-mbsm@champion")  # runs the logged code, no unpickling
+    assert embedder.predict(np.zeros((2, 64, 800), np.float32)).shape == (2, 800 // 32, 16)
 
     # The fold's model starts from exactly the registered weights (no training step in between).
     from moodops.components.types import FeatureSet, Fold
