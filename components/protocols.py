@@ -43,33 +43,141 @@ def leakage_fraction(features: FeatureSet, fold: Fold) -> float:
     return float(seen.mean())
 
 
-def _carve_validation(rows: np.ndarray, groups: np.ndarray | None, fraction: float,
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``rows`` into (train, validation), by whole groups when ``groups`` is given."""
+VAL_STRATEGIES = ("stratified", "none", "inner")
+
+
+def trial_labels(features: FeatureSet, groups: np.ndarray, trials: np.ndarray) -> np.ndarray:
+    """The class of each trial in ``trials`` (the most common target among its rows; -1 without targets)."""
+    if features.y is None:
+        return np.full(len(trials), -1, dtype=np.int64)
+    y = np.asarray(features.y, dtype=np.int64)
+    out = np.empty(len(trials), dtype=np.int64)
+    order = np.argsort(groups, kind="stable")
+    starts = np.searchsorted(groups[order], trials)
+    ends = np.searchsorted(groups[order], trials, side="right")
+    for i, (a, b) in enumerate(zip(starts, ends)):
+        out[i] = np.bincount(y[order[a:b]]).argmax()
+    return out
+
+
+def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
+    """Validation trials per class: one for every class with >= 2 trials, the rest in proportion to
+    ``counts`` (largest remainder), never taking a class's last training trial."""
+    alloc = (counts >= 2).astype(np.int64)
+    cap = np.maximum(counts - 1, 0)
+    quota = total * counts / max(1, counts.sum())
+    for _ in range(max(0, total - int(alloc.sum()))):
+        room = alloc < cap
+        if not room.any():
+            break
+        gap = np.where(room, quota - alloc, -np.inf)
+        alloc[int(np.argmax(gap))] += 1
+    return alloc
+
+
+def carve_validation(rows: np.ndarray, groups: np.ndarray | None, fraction: float, rng: np.random.Generator,
+                     labels: np.ndarray | None = None, class_names: tuple[str, ...] = ()
+                     ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Split ``rows`` into (train, validation, classes missing from validation).
+
+    With ``groups`` the validation part is whole trials. With ``labels`` (the
+    class of each row) it is also stratified: every class whose training part
+    holds at least two trials gives at least one trial, the rest of the
+    ``round(fraction · n_trials)`` trials go to the classes in proportion to
+    their trials. A class with a single training trial keeps it for training
+    and is named in the third value, so a fold can say its validation part
+    cannot judge that class.
+    """
     if fraction <= 0:
-        return rows, rows[:0]
+        return rows, rows[:0], ()
     if groups is None:
         perm = rng.permutation(rows)
         n_val = max(1, int(round(fraction * len(rows))))
-        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val]), ()
     unique = np.unique(groups[rows])
     if len(unique) < 2:
         raise ConfigError("cannot carve a validation part: the training part holds a single trial")
-    chosen = rng.permutation(unique)[: max(1, int(round(fraction * len(unique))))]
+    total = max(1, int(round(fraction * len(unique))))
+    if labels is None:
+        chosen = rng.permutation(unique)[:total]
+        missing: tuple[str, ...] = ()
+    else:
+        order = np.argsort(groups[rows], kind="stable")
+        first = order[np.searchsorted(groups[rows][order], unique)]
+        classes = np.asarray(labels[rows][first], dtype=np.int64)  # trial → class (labels are per trial)
+        present = np.unique(classes)
+        counts = np.array([(classes == c).sum() for c in present])
+        alloc = _allocate(counts, total)
+        chosen = np.concatenate([rng.permutation(unique[classes == c])[:k] for c, k in zip(present, alloc)])
+        missing = tuple(class_names[c] if c < len(class_names) else str(int(c))
+                        for c, k in zip(present, alloc) if k == 0)
     is_val = np.isin(groups[rows], chosen)
-    return rows[~is_val], rows[is_val]
+    return rows[~is_val], rows[is_val], missing
+
+
+def row_classes(features: FeatureSet, groups: np.ndarray) -> np.ndarray | None:
+    """Each row's trial class (its trial's most common target), or None without targets."""
+    if features.y is None:
+        return None
+    trials = np.unique(groups)
+    return trial_labels(features, groups, trials)[np.searchsorted(trials, groups)]
+
+
+def stratified_trial_folds(features: FeatureSet, rows: np.ndarray, k: int, seed: int
+                           ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``k`` (train, held-out) splits of ``rows`` by whole trials, each trial held out once, classes
+    dealt round-robin so every held-out part holds every class that has at least ``k`` trials
+    (``val_strategy="inner"``)."""
+    groups = trial_groups(features)
+    unique = np.unique(groups[rows])
+    if len(unique) < 2:
+        raise ConfigError(f"inner validation needs at least 2 training trials, got {len(unique)}")
+    k = min(int(k), len(unique))
+    classes = trial_labels(features, groups, unique)
+    rng = np.random.default_rng([seed, 7])
+    assign = np.empty(len(unique), dtype=np.int64)
+    offset = 0
+    for c in np.unique(classes):
+        members = rng.permutation(np.flatnonzero(classes == c))
+        assign[members] = (offset + np.arange(len(members))) % k
+        offset += len(members)
+    out = []
+    for i in range(k):
+        held = np.isin(groups[rows], unique[assign == i])
+        out.append((rows[~held], rows[held]))
+    return out
 
 
 class Protocol(ABC):
+    """Base of the protocols.
+
+    ``val_strategy`` says how a fold's training part is used for model selection:
+
+    - ``stratified`` (default): ``val_fraction`` of the training trials, whole
+      trials and stratified by class (see :func:`carve_validation`), is the
+      validation part early stopping reads;
+    - ``none``: no validation part; training runs a fixed number of epochs and
+      keeps the last, which is what the three papers implemented here report;
+    - ``inner``: no validation part in the fold; the training step runs
+      ``inner_folds`` stratified folds over the training trials to choose the
+      epoch count, then retrains on all training trials
+      (:func:`stratified_trial_folds`).
+
+    Test rows take part in none of these.
+    """
+
     name: ClassVar[str]
 
-    def __init__(self, val_fraction: float = 0.1, seed: int = 0) -> None:
+    def __init__(self, val_fraction: float = 0.1, seed: int = 0, val_strategy: str = "stratified") -> None:
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError(
                 f"The 'val_fraction' parameter must be a float in [0, 1). Got {val_fraction} instead."
             )
+        if val_strategy not in VAL_STRATEGIES:
+            raise ConfigError(invalid_choice("val_strategy", val_strategy, VAL_STRATEGIES))
         self.val_fraction = float(val_fraction)
         self.seed = int(seed)
+        self.val_strategy = val_strategy
 
     @abstractmethod
     def split(self, features: FeatureSet) -> list[Fold]:
@@ -78,12 +186,31 @@ class Protocol(ABC):
     def get_n_splits(self, features: FeatureSet) -> int:
         return len(self.split(features))
 
+    def _fold(self, features: FeatureSet, name: str, train_rows: np.ndarray, test: np.ndarray,
+              test_subjects: tuple[int, ...], rng: np.random.Generator, groups: np.ndarray | None,
+              classes: np.ndarray | None) -> Fold:
+        """A fold whose validation part is carved from ``train_rows`` as ``val_strategy`` says."""
+        fraction = self.val_fraction if self.val_strategy == "stratified" else 0.0
+        if groups is not None and fraction > 0 and len(np.unique(groups[train_rows])) < 2:
+            fraction = 0.0  # a single training trial: nothing to hold out
+            notes: tuple[str, ...] = ("no validation part: the training part holds a single trial",)
+        else:
+            notes = ()
+        train, val, missing = carve_validation(train_rows, groups, fraction, rng, classes, features.class_names)
+        if missing:
+            notes += (f"validation part lacks class{'es' if len(missing) > 1 else ''} {', '.join(missing)} "
+                      f"(a single training trial each): early stopping cannot judge "
+                      f"{'them' if len(missing) > 1 else 'it'}",)
+        for note in notes:
+            logger.warning("%s: %s", name, note)
+        return Fold(name, train, val, test, test_subjects, self.seed, notes)
+
 
 class LeaveOneSubjectOut(Protocol):
     """One fold per subject: that subject is the test part, the rest train.
 
     The validation part is ``val_fraction`` of the training subjects' trials
-    (whole trials), drawn with the fold's own seed.
+    (whole trials, stratified by class), drawn with the fold's own seed.
     """
 
     name: ClassVar[str] = "loso"
@@ -94,12 +221,13 @@ class LeaveOneSubjectOut(Protocol):
         if len(unique) < 2:
             raise ConfigError(f"leave-one-subject-out needs at least 2 subjects, got {len(unique)}")
         groups = trial_groups(features)
+        classes = row_classes(features, groups)
         rows = np.arange(len(subjects))
         folds = []
         for k, s in enumerate(unique):
             rng = np.random.default_rng([self.seed, k])
-            train, val = _carve_validation(rows[subjects != s], groups, self.val_fraction, rng)
-            folds.append(Fold(f"subject-{int(s):02d}", train, val, rows[subjects == s], (int(s),), self.seed))
+            folds.append(self._fold(features, f"subject-{int(s):02d}", rows[subjects != s], rows[subjects == s],
+                                    (int(s),), rng, groups, classes))
         return folds
 
     def get_n_splits(self, features: FeatureSet) -> int:
@@ -115,8 +243,9 @@ class SubjectHoldout(Protocol):
 
     name: ClassVar[str] = "holdout"
 
-    def __init__(self, test_subjects=None, ratio_test: float = 0.2, val_fraction: float = 0.1, seed: int = 0) -> None:
-        super().__init__(val_fraction, seed)
+    def __init__(self, test_subjects=None, ratio_test: float = 0.2, val_fraction: float = 0.1, seed: int = 0,
+                 val_strategy: str = "stratified") -> None:
+        super().__init__(val_fraction, seed, val_strategy)
         self.test_subjects = None if test_subjects is None else tuple(int(s) for s in test_subjects)
         self.ratio_test = float(ratio_test)
 
@@ -139,9 +268,10 @@ class SubjectHoldout(Protocol):
                 raise ConfigError("every subject is held out: nothing is left to train on")
         rows = np.arange(len(subjects))
         is_test = np.isin(subjects, test_subjects)
-        train, val = _carve_validation(rows[~is_test], trial_groups(features), self.val_fraction, rng)
+        groups = trial_groups(features)
         name = "holdout-" + "-".join(f"{s:02d}" for s in test_subjects)
-        return [Fold(name, train, val, rows[is_test], test_subjects, self.seed)]
+        return [self._fold(features, name, rows[~is_test], rows[is_test], test_subjects, rng, groups,
+                           row_classes(features, groups))]
 
     def get_n_splits(self, features: FeatureSet) -> int:
         return 1
@@ -159,8 +289,9 @@ class TrainTestSplit(Protocol):
 
     name: ClassVar[str] = "split"
 
-    def __init__(self, ratio: float = 0.8, split_level: str = "trial", val_fraction: float = 0.1, seed: int = 0) -> None:
-        super().__init__(val_fraction, seed)
+    def __init__(self, ratio: float = 0.8, split_level: str = "trial", val_fraction: float = 0.1, seed: int = 0,
+                 val_strategy: str = "stratified") -> None:
+        super().__init__(val_fraction, seed, val_strategy)
         if not 0.0 < ratio < 1.0:
             raise ConfigError(f"The 'ratio' parameter of split must be a float in (0, 1). Got {ratio} instead.")
         if split_level not in SPLIT_LEVELS:
@@ -180,19 +311,18 @@ class TrainTestSplit(Protocol):
             perm = rng.permutation(rows)
             n_train = int(round(self.ratio * len(rows)))
             train, test = np.sort(perm[:n_train]), np.sort(perm[n_train:])
-            train, val = _carve_validation(train, None, self.val_fraction, rng)
-        else:
-            groups = trial_groups(features)
-            unique = rng.permutation(np.unique(groups))
-            n_train = int(round(self.ratio * len(unique)))
-            if n_train < 1 or n_train >= len(unique):
-                raise ConfigError(
-                    f"ratio={self.ratio} of {len(unique)} trials leaves an empty train or test part"
-                )
-            is_train = np.isin(groups, unique[:n_train])
-            train, val = _carve_validation(rows[is_train], groups, self.val_fraction, rng)
-            test = rows[~is_train]
-        return [Fold(f"split-{self.split_level}", train, val, test, subjects, self.seed)]
+            name = f"split-{self.split_level}"
+            return [self._fold(features, name, train, test, subjects, rng, None, None)]
+        groups = trial_groups(features)
+        unique = rng.permutation(np.unique(groups))
+        n_train = int(round(self.ratio * len(unique)))
+        if n_train < 1 or n_train >= len(unique):
+            raise ConfigError(
+                f"ratio={self.ratio} of {len(unique)} trials leaves an empty train or test part"
+            )
+        is_train = np.isin(groups, unique[:n_train])
+        return [self._fold(features, f"split-{self.split_level}", rows[is_train], rows[~is_train], subjects,
+                           rng, groups, row_classes(features, groups))]
 
     def get_n_splits(self, features: FeatureSet) -> int:
         return 1
@@ -214,8 +344,9 @@ class PerSubject(Protocol):
 
     name: ClassVar[str] = "per-subject"
 
-    def __init__(self, train_trials: int | None = None, val_fraction: float = 0.1, seed: int = 0) -> None:
-        super().__init__(val_fraction, seed)
+    def __init__(self, train_trials: int | None = None, val_fraction: float = 0.1, seed: int = 0,
+                 val_strategy: str = "stratified") -> None:
+        super().__init__(val_fraction, seed, val_strategy)
         if train_trials is not None and train_trials < 1:
             raise ConfigError(f"The 'train_trials' parameter must be an int >= 1. Got {train_trials} instead.")
         self.train_trials = train_trials
@@ -223,6 +354,7 @@ class PerSubject(Protocol):
     def split(self, features: FeatureSet) -> list[Fold]:
         subjects, sessions, trials = _session_trials(features)
         groups = trial_groups(features)
+        classes = row_classes(features, groups)
         rows = np.arange(len(subjects))
         folds = []
         for k, (subject, session) in enumerate(sorted(set(zip(subjects.tolist(), sessions.tolist())))):
@@ -234,10 +366,8 @@ class PerSubject(Protocol):
                                   f"so train_trials must be in [1, {len(order) - 1}]; got {n_train}")
             is_train = here & np.isin(trials, order[:n_train])
             rng = np.random.default_rng([self.seed, k])
-            train, val = _carve_validation(rows[is_train], groups, self.val_fraction, rng) if n_train > 1 else (
-                rows[is_train], rows[:0])
-            folds.append(Fold(f"subject-{subject:02d}-session-{session}", train, val,
-                              rows[here & ~is_train], (int(subject),), self.seed))
+            folds.append(self._fold(features, f"subject-{subject:02d}-session-{session}", rows[is_train],
+                                    rows[here & ~is_train], (int(subject),), rng, groups, classes))
         return folds
 
 
@@ -252,13 +382,15 @@ class CrossSession(Protocol):
 
     name: ClassVar[str] = "cross-session"
 
-    def __init__(self, test_session: int | None = None, val_fraction: float = 0.1, seed: int = 0) -> None:
-        super().__init__(val_fraction, seed)
+    def __init__(self, test_session: int | None = None, val_fraction: float = 0.1, seed: int = 0,
+                 val_strategy: str = "stratified") -> None:
+        super().__init__(val_fraction, seed, val_strategy)
         self.test_session = test_session
 
     def split(self, features: FeatureSet) -> list[Fold]:
         subjects, sessions, _ = _session_trials(features)
         groups = trial_groups(features)
+        classes = row_classes(features, groups)
         rows = np.arange(len(subjects))
         folds = []
         for subject in np.unique(subjects).tolist():
@@ -272,10 +404,9 @@ class CrossSession(Protocol):
             for session in own if self.test_session is None else [self.test_session]:
                 test = rows[(subjects == subject) & (sessions == session)]
                 rng = np.random.default_rng([self.seed, subject, session])
-                train, val = _carve_validation(rows[(subjects == subject) & (sessions != session)], groups,
-                                               self.val_fraction, rng)
-                folds.append(Fold(f"subject-{subject:02d}-session-{session}", train, val, test, (int(subject),),
-                                  self.seed))
+                folds.append(self._fold(features, f"subject-{subject:02d}-session-{session}",
+                                        rows[(subjects == subject) & (sessions != session)], test,
+                                        (int(subject),), rng, groups, classes))
         return folds
 
 

@@ -102,8 +102,10 @@ class Fold:
     test: np.ndarray
     test_subjects: tuple[int, ...]
     seed: int = 0
+    notes: tuple[str, ...] = ()  # what the protocol could not do for this fold (e.g. stratify its validation)
 
     def __post_init__(self) -> None:
+        self.notes = tuple(self.notes)
         for part in ("train", "validation", "test"):
             setattr(self, part, np.asarray(getattr(self, part), dtype=np.int64))
 

@@ -49,6 +49,10 @@ class RunConfig:
     ratio: float = 0.8
     split_level: str = "trial"
     val_fraction: float = 0.1
+    # model selection: stratified (validation trials of every class) | none (fixed epochs, keep the last,
+    # as the papers train) | inner (inner folds over the training trials choose the epoch count)
+    val_strategy: str = "stratified"
+    inner_folds: int = 3
     train_trials: int | None = None
     test_session: int | None = None
     # model and training
@@ -61,6 +65,7 @@ class RunConfig:
     weight_decay: float = 1e-4
     optimizer: str | None = None
     patience: int = 5
+    min_epochs: int | None = None  # None: a third of epochs
     seed: int = 0
     # pretrained weights (moodops pretrain): an MLflow model URI, e.g. models:/moodops-mbsm@latest
     encoder: str | None = None
@@ -103,6 +108,13 @@ class RunConfig:
             raise ConfigError(invalid_choice("encoder_channels", self.encoder_channels, ("strict", "by-name")))
         if self.seq_step is not None and self.seq_step < 1:
             raise ConfigError(f"The 'seq_step' parameter must be >= 1. Got {self.seq_step} instead.")
+        if self.val_strategy not in ("stratified", "none", "inner"):
+            raise ConfigError(invalid_choice("val_strategy", self.val_strategy, ("stratified", "none", "inner")))
+        if self.inner_folds < 2:
+            raise ConfigError(f"The 'inner_folds' parameter must be an int >= 2. Got {self.inner_folds} instead.")
+        if self.min_epochs is not None and not 1 <= self.min_epochs <= self.epochs:
+            raise ConfigError(f"The 'min_epochs' parameter must be an int in [1, epochs={self.epochs}]. "
+                              f"Got {self.min_epochs} instead.")
         if self.root is None and not self.synthetic:
             raise ConfigError("no data: pass --root DIR (the dataset on disk) or --synthetic")
         if self.root is not None and self.synthetic:

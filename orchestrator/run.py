@@ -18,8 +18,7 @@ from moodops.components.datasets import DATASETS
 from moodops.components.errors import ConfigError, MoodopsError
 from moodops.components.features import FeatureConfig, build_features, dataset_fingerprint, make_sequences
 from moodops.components.models import MODELS
-from moodops.components.protocols import (PROTOCOLS, CrossSession, LeaveOneSubjectOut, PerSubject, TrainTestSplit,
-                                          leakage_fraction)
+from moodops.components.protocols import PROTOCOLS, CrossSession, PerSubject, TrainTestSplit, leakage_fraction
 from moodops.components.types import FeatureSet, Fold, FoldResult
 from moodops.orchestrator.config import MODEL_DEFAULTS, RunConfig, default_cache_dir
 from moodops.orchestrator.fanout import Progress
@@ -74,6 +73,8 @@ class RunSummary:
     variant: str = ""
     label: str = ""
     resumed_folds: list[str] = field(default_factory=list)
+    val_strategy: str = "stratified"
+    fold_notes: dict[str, list[str]] = field(default_factory=dict)  # what a protocol could not do per fold
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -114,17 +115,15 @@ def ensure_synthetic(cache_dir: Path, config: RunConfig, reporter: Reporter, wit
 
 def _protocol(config: RunConfig):
     cls = PROTOCOLS.get(config.protocol)
+    common = {"val_fraction": config.val_fraction, "seed": config.seed, "val_strategy": config.val_strategy}
     if cls is TrainTestSplit:
-        return cls(ratio=config.ratio, split_level=config.split_level, val_fraction=config.val_fraction,
-                   seed=config.seed)
-    if cls is LeaveOneSubjectOut:
-        return cls(val_fraction=config.val_fraction, seed=config.seed)
+        return cls(ratio=config.ratio, split_level=config.split_level, **common)
     if cls is PerSubject:
         train_trials = config.train_trials or DATASETS.get(config.dataset).per_subject_train_trials
-        return cls(train_trials=train_trials, val_fraction=config.val_fraction, seed=config.seed)
+        return cls(train_trials=train_trials, **common)
     if cls is CrossSession:
-        return cls(test_session=config.test_session, val_fraction=config.val_fraction, seed=config.seed)
-    return cls(seed=config.seed)
+        return cls(test_session=config.test_session, **common)
+    return cls(**common)
 
 
 def validate_names(config: RunConfig) -> None:
@@ -200,7 +199,8 @@ def train_config(config: RunConfig, pretrained: bytes | None = None) -> TrainCon
     return TrainConfig(model=config.model, variant=config.variant, model_params=dict(config.model_params),
                        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                        weight_decay=config.weight_decay, optimizer=config.optimizer, patience=config.patience,
-                       seed=config.seed, pretrained=pretrained, freeze_pretrained=config.freeze_encoder)
+                       min_epochs=config.min_epochs, val_strategy=config.val_strategy,
+                       inner_folds=config.inner_folds, seed=config.seed, pretrained=pretrained, freeze_pretrained=config.freeze_encoder)
 
 
 def apply_encoder_params(config: RunConfig, contract: dict[str, Any]) -> RunConfig:
@@ -389,7 +389,7 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
             run_id = children.get(result.fold)
             if run_id is None:
                 run_id = children[result.fold] = tracker.create_child(by_name[result.fold], {
-                    "moodops.config_hash": config.config_hash()})
+                    "moodops.config_hash": config.config_hash(), **_note_tags(by_name[result.fold])})
             tracker.log_fold(run_id, result, {**fold_params, "fold": result.fold})
         except Exception as e:  # noqa: BLE001 - any tracking failure: keep the result, log it later
             if isinstance(e, KeyboardInterrupt):
@@ -405,6 +405,7 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
         if adapted:
             tracker.client.log_dict(parent, adapted, "encoder_input_mapping.json")
         leakage = {f.name: leakage_fraction(features, f) for f in folds}
+        fold_notes = {f.name: list(f.notes) for f in folds if f.notes}
         mean_leak = float(np.mean(list(leakage.values())))
         tracker.set_parent_tags({"moodops.dataset_fingerprint": features.info["fingerprint"],
                                  "moodops.n_folds": str(len(folds)), "moodops.ledger": str(ledger.folder)})
@@ -414,6 +415,12 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
                                          "mean": mean_leak}, "leakage_audit.json")
         if mean_leak > 0:
             reporter.status(f"warning: {mean_leak:.0%} of test samples share a trial with training samples (leaks)")
+        if fold_notes:
+            tracker.client.log_dict(parent, fold_notes, "fold_notes.json")
+            tracker.set_parent_tags({"moodops.folds_with_notes": str(len(fold_notes))})
+            first = next(iter(fold_notes))
+            reporter.status(f"warning: {len(fold_notes)} of {len(folds)} fold(s) could not get a stratified "
+                            f"validation part, e.g. {first}: {fold_notes[first][0]} (all in fold_notes.json)")
         for name in sorted(set(done) - logged):  # finished before, but never reached the tracking store
             log_result(done[name])
         missing = [f for f in folds if f.name not in done]
@@ -428,7 +435,8 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
             tconf = train_config(config, encoder.weights if encoder else None)
             for fold in missing:
                 try:
-                    children[fold.name] = tracker.create_child(fold, {"moodops.config_hash": config.config_hash()})
+                    children[fold.name] = tracker.create_child(fold, {"moodops.config_hash": config.config_hash(),
+                                                                      **_note_tags(fold)})
                 except Exception as e:  # noqa: BLE001 - created when its result is logged instead
                     logger.warning("fold %s: could not create its MLflow run yet (%s)", fold.name, e)
             ledger.update(children=children)
@@ -470,7 +478,8 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
             aggregate=summary_metrics, leakage=mean_leak, config_hash=config.config_hash(),
             dataset_fingerprint=features.info["fingerprint"], wall_s=time.perf_counter() - t_start,
             chance=chance, class_names=list(features.class_names), variant=config.variant,
-            label=config.label, resumed_folds=sorted(done),
+            label=config.label, resumed_folds=sorted(done), val_strategy=config.val_strategy,
+            fold_notes=fold_notes,
         )
         if config.output_json:
             write_json_atomic(Path(config.output_json), summary.to_dict())
@@ -492,6 +501,10 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
             import ray
 
             ray.shutdown()
+
+
+def _note_tags(fold: Fold) -> dict[str, str]:
+    return {"moodops.fold_notes": "; ".join(fold.notes)[:4000]} if fold.notes else {}
 
 
 def _reopen_parent(tracker, previous: dict[str, Any], reporter: Reporter) -> str | None:

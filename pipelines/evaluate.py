@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import time
 import warnings
 import zlib
@@ -13,7 +14,9 @@ from moodops.components.metrics import classification_metrics, confusion_matrix
 from moodops.components.models import MODELS, create_model
 from moodops.components.types import FeatureSet, Fold, FoldResult
 from moodops.pipelines.hooks import Hooks
-from moodops.pipelines.train import TrainConfig, _evaluate, fit, resolve_device
+from moodops.pipelines.train import TrainConfig, _evaluate, fit, resolve_device, select_epoch
+
+logger = logging.getLogger(__name__)
 
 
 def fold_seed(seed: int, fold: Fold) -> int:
@@ -139,36 +142,77 @@ def _fit_torch(config, fold, features, part, shapes, n_classes, seed, hooks):
         return ({k: torch.from_numpy(v).to(device) for k, v in part(rows).items()},
                 torch.from_numpy(features.y[rows].astype(np.int64)).to(device))
 
+    def build():
+        torch.manual_seed(seed)  # every model of this fold (inner ones and the final one) starts alike
+        model = create_model(config.model, shapes, n_classes, variant=config.variant, **config.model_params)
+        if config.pretrained is not None:
+            from moodops.pipelines.pretrain import load_pretrained
+
+            state = torch.load(io.BytesIO(config.pretrained), map_location="cpu", weights_only=True)
+            load_pretrained(model, state, freeze=config.freeze_pretrained)
+        return model.to(device)
+
     train, y_train = tensors(fold.train)
     validation, y_val = tensors(fold.validation)
     test, y_test = tensors(fold.test)
-    model = create_model(config.model, shapes, n_classes, variant=config.variant, **config.model_params)
-    if config.pretrained is not None:
-        from moodops.pipelines.pretrain import load_pretrained
-
-        state = torch.load(io.BytesIO(config.pretrained), map_location="cpu", weights_only=True)
-        load_pretrained(model, state, freeze=config.freeze_pretrained)
-    model = model.to(device)
+    epochs = None
+    inner: list[dict[str, float]] = []
+    if config.val_strategy == "inner":
+        epochs, inner = _inner_epochs(config, fold, features, tensors, build, seed, hooks)
+    model = build()
     hooks.on_train_start(fold.name, model)
     generator = torch.Generator().manual_seed(seed)
-    history, best_epoch = fit(model, config, fold.name, train, y_train, validation, y_val, hooks, generator)
+    history, best_epoch = fit(model, config, fold.name, train, y_train, validation, y_val, hooks, generator,
+                              epochs=epochs)
+    for epoch, row in enumerate(inner):  # the inner curve beside the final training's, epoch by epoch
+        if epoch < len(history):
+            history[epoch].update(row)
+        else:
+            history.append(dict(row))
     _, y_pred = _evaluate(model, test, y_test, config.batch_size * 4, torch.nn.CrossEntropyLoss())
     state = {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
     return y_pred, history, best_epoch, state, str(device)
+
+
+def _inner_epochs(config, fold, features, tensors, build, seed, hooks) -> tuple[int, list[dict[str, float]]]:
+    """``val_strategy="inner"``: train ``config.epochs`` epochs on each of ``config.inner_folds`` stratified
+    folds of the training trials, return the epoch count :func:`select_epoch` picks from their mean
+    validation curve, and that curve (``inner_val_loss``, ``inner_val_accuracy`` per epoch)."""
+    import torch
+
+    from moodops.components.protocols import stratified_trial_folds
+
+    if len(fold.validation):
+        raise ConfigError(f"{fold.name}: val_strategy 'inner' needs folds without a validation part "
+                          f"(this one has {len(fold.validation)} rows); build the protocol with "
+                          "val_strategy='inner'")
+    histories = []
+    for i, (rows, held) in enumerate(stratified_trial_folds(features, fold.train, config.inner_folds, seed)):
+        train, y_train = tensors(rows)
+        validation, y_val = tensors(held)
+        generator = torch.Generator().manual_seed(seed + 1 + i)
+        history, _ = fit(build(), config, f"{fold.name}/inner-{i + 1}", train, y_train, validation, y_val,
+                         Hooks(), generator, early_stopping=False)
+        histories.append(history)
+    n_epochs = select_epoch(histories, config.first_selectable_epoch)
+    curve = [{"inner_val_loss": float(np.mean([h[e]["val_loss"] for h in histories])),
+              "inner_val_accuracy": float(np.mean([h[e]["val_accuracy"] for h in histories]))}
+             for e in range(min(len(h) for h in histories))]
+    logger.info("%s: inner validation over %d folds chose %d epoch(s)", fold.name, len(histories), n_epochs)
+    return n_epochs, curve
 
 
 def _fit_sklearn(config, fold, features, part, shapes, n_classes, seed, hooks):
     params = dict(config.model_params)
     params.setdefault("seed", seed)
     model = create_model(config.model, shapes, n_classes, variant=config.variant, **params)
-    x_train = part(fold.train)["x"]
-    model.fit(x_train, features.y[fold.train])
-    metrics = {"train_accuracy": float((model.predict(x_train) == features.y[fold.train]).mean())}
+    train = part(fold.train)
+    model.fit(train, features.y[fold.train])
+    metrics = {"train_accuracy": float((model.predict(train) == features.y[fold.train]).mean())}
     if len(fold.validation):
-        x_val = part(fold.validation)["x"]
-        metrics["val_accuracy"] = float((model.predict(x_val) == features.y[fold.validation]).mean())
+        metrics["val_accuracy"] = float((model.predict(part(fold.validation)) == features.y[fold.validation]).mean())
     hooks.on_epoch_end(fold.name, 1, metrics)
-    y_pred = model.predict(part(fold.test)["x"])
+    y_pred = model.predict(part(fold.test))
     return y_pred, [metrics], 1, {"sklearn_state": model.state()}, "cpu"
 
 

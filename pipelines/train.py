@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from moodops.components.errors import ConfigError, invalid_choice
+from moodops.components.protocols import VAL_STRATEGIES
 from moodops.pipelines.hooks import Hooks
 
 logger = logging.getLogger(__name__)
@@ -21,8 +22,16 @@ class TrainConfig:
     """Everything a fold needs to train and test one model.
 
     ``variant``: the model's variant (``None``: its default).
-    ``patience``: stop after this many epochs without a lower validation loss
-    and restore the best epoch's weights (needs a validation part).
+    ``patience``: stop after this many epochs without a better validation
+    score and restore the best epoch's weights (needs a validation part; the
+    rule is in :func:`fit`).
+    ``min_epochs``: early stopping neither stops nor selects an epoch before
+    this one (``None``: a third of ``epochs``, at least 1).
+    ``val_strategy``: ``stratified`` or ``none`` use the fold's validation
+    part as it comes (``none`` folds have none: all epochs run and the last is
+    kept, as the papers train); ``inner`` picks the epoch count by
+    ``inner_folds`` folds over the training trials, then retrains on all of
+    them (:func:`moodops.pipelines.evaluate.run_fold`).
     ``optimizer``: ``adamw`` (decoupled weight decay) or ``adam`` (weight
     decay as L2 in the gradient, as the DFCN paper trains).
     ``device``: ``"auto"`` uses CUDA when this process can see a GPU.
@@ -41,6 +50,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
     patience: int = 5
+    min_epochs: int | None = None
+    val_strategy: str = "stratified"
+    inner_folds: int = 3
     seed: int = 0
     device: str = "auto"
     num_threads: int | None = None
@@ -58,8 +70,33 @@ class TrainConfig:
             raise ConfigError(invalid_choice("optimizer", self.optimizer, OPTIMIZERS))
         if self.patience < 1:
             raise ConfigError(f"The 'patience' parameter must be an int >= 1. Got {self.patience} instead.")
+        if self.min_epochs is not None and not 1 <= self.min_epochs <= self.epochs:
+            raise ConfigError(f"The 'min_epochs' parameter must be an int in [1, epochs={self.epochs}]. "
+                              f"Got {self.min_epochs} instead.")
+        if self.val_strategy not in VAL_STRATEGIES:
+            raise ConfigError(invalid_choice("val_strategy", self.val_strategy, VAL_STRATEGIES))
+        if self.inner_folds < 2:
+            raise ConfigError(f"The 'inner_folds' parameter must be an int >= 2. Got {self.inner_folds} instead.")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"The 'device' parameter must be 'auto', 'cpu' or 'cuda[:N]'. Got '{self.device}' instead.")
+
+
+    @property
+    def first_selectable_epoch(self) -> int:
+        """The first epoch early stopping may stop at or restore (``min_epochs`` resolved)."""
+        return self.min_epochs if self.min_epochs is not None else max(1, self.epochs // 3)
+
+
+#: Two validation losses closer than this (relative) are a tie, broken by validation accuracy.
+LOSS_TIE = 1e-3
+
+
+def improves(loss: float, accuracy: float, best_loss: float, best_accuracy: float) -> bool:
+    """Whether an epoch's (validation loss, accuracy) beats the best so far: a lower loss by more
+    than :data:`LOSS_TIE` (relative), or a tied loss with a higher accuracy."""
+    if not np.isfinite(best_loss) or loss < best_loss - LOSS_TIE * abs(best_loss):
+        return True
+    return loss <= best_loss + LOSS_TIE * abs(best_loss) and accuracy > best_accuracy
 
 
 def resolve_device(name: str):
@@ -94,14 +131,23 @@ def _evaluate(model, inputs: dict, y, batch_size: int, loss_fn) -> tuple[float, 
 
 
 def fit(model, config: TrainConfig, fold: str, train: dict, y_train, validation: dict, y_val, hooks: Hooks,
-        generator) -> tuple[list[dict[str, float]], int]:
-    """Train ``model`` in place; return (per-epoch history, best epoch).
+        generator, early_stopping: bool = True, epochs: int | None = None) -> tuple[list[dict[str, float]], int]:
+    """Train ``model`` in place; return (per-epoch history, selected epoch).
 
     ``train`` and ``validation`` map input names (``x`` and the variant's
     extras) to tensors already on the model's device. The loss is cross
-    entropy plus the model's ``auxiliary_loss()`` when it has one. With a
-    validation part the weights of the epoch with the lowest validation loss
-    are restored.
+    entropy plus the model's ``auxiliary_loss()`` when it has one.
+
+    Early stopping, with a validation part of at least two classes and
+    ``early_stopping``: epochs before ``config.first_selectable_epoch`` are
+    never selected and never stop training; from there on an epoch is the
+    best when its validation loss is lower by more than 0.1 % or, within
+    0.1 %, its validation accuracy is higher (:func:`improves`); training
+    stops ``patience`` epochs after the best and the best epoch's weights are
+    restored. A validation part holding a single class cannot tell a
+    classifier from a majority vote, so it is only recorded: all epochs run
+    and the last is kept (the fold says so in its log). Without a validation
+    part, ``epochs`` (default ``config.epochs``) run and the last is kept.
     """
     import torch
 
@@ -111,9 +157,16 @@ def fit(model, config: TrainConfig, fold: str, train: dict, y_train, validation:
     optimizer = optimizer_cls([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                               weight_decay=config.weight_decay)
     history: list[dict[str, float]] = []
-    best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
+    best_loss, best_accuracy, best_epoch, best_state, stale = float("inf"), -1.0, 0, None, 0
     n, n_val = len(y_train), len(y_val)
-    for epoch in range(1, config.epochs + 1):
+    n_epochs = epochs or config.epochs
+    val_classes = int(torch.unique(y_val).numel()) if n_val else 0
+    selecting = early_stopping and val_classes >= 2
+    if early_stopping and n_val and not selecting:
+        logger.warning("%s: the validation part holds a single class; early stopping is off (all %d epochs "
+                       "run, the last is kept)", fold, n_epochs)
+    first = min(config.first_selectable_epoch, n_epochs)
+    for epoch in range(1, n_epochs + 1):
         model.train()
         order = torch.randperm(n, generator=generator).to(y_train.device)
         total_loss, total_aux, correct = 0.0, 0.0, 0
@@ -143,9 +196,9 @@ def fit(model, config: TrainConfig, fold: str, train: dict, y_train, validation:
             metrics.update(val_loss=val_loss, val_accuracy=float((val_pred == y_val.cpu().numpy()).mean()))
         history.append(metrics)
         hooks.on_epoch_end(fold, epoch, metrics)
-        if n_val:
-            if metrics["val_loss"] < best_loss - 1e-6:
-                best_loss, best_epoch, stale = metrics["val_loss"], epoch, 0
+        if selecting and epoch >= first:
+            if improves(metrics["val_loss"], metrics["val_accuracy"], best_loss, best_accuracy):
+                best_loss, best_accuracy, best_epoch, stale = metrics["val_loss"], metrics["val_accuracy"], epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 stale += 1
@@ -157,3 +210,17 @@ def fit(model, config: TrainConfig, fold: str, train: dict, y_train, validation:
     else:
         best_epoch = len(history)
     return history, best_epoch
+
+
+def select_epoch(histories: list[list[dict[str, float]]], first: int) -> int:
+    """The epoch count ``val_strategy="inner"`` retrains for: the epoch (from ``first`` on) with the
+    lowest mean validation loss over the inner folds, a tie (:data:`LOSS_TIE`) going to the higher
+    mean validation accuracy."""
+    n = min(len(h) for h in histories)
+    best, best_loss, best_accuracy = n, float("inf"), -1.0
+    for epoch in range(min(first, n), n + 1):
+        loss = float(np.mean([h[epoch - 1]["val_loss"] for h in histories]))
+        accuracy = float(np.mean([h[epoch - 1]["val_accuracy"] for h in histories]))
+        if improves(loss, accuracy, best_loss, best_accuracy):
+            best, best_loss, best_accuracy = epoch, loss, accuracy
+    return best

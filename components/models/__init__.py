@@ -79,6 +79,7 @@ class ModelInfo:
     features: tuple[str, ...] = ("de", "psd", "precomputed")
     run_defaults: dict[str, Any] = field(default_factory=dict)
     framework: str = "torch"
+    default: str | None = None  # the variant used when none is named (None: the first)
 
     def load(self) -> type:
         module, attr = self.target.split(":")
@@ -86,7 +87,7 @@ class ModelInfo:
 
     @property
     def default_variant(self) -> str:
-        return self.variants[0].name
+        return self.default or self.variants[0].name
 
     def variant(self, name: str | None) -> Variant:
         name = name or self.default_variant
@@ -98,7 +99,7 @@ class ModelInfo:
     @property
     def modalities(self) -> tuple[str, ...]:
         """Modalities of the default variant."""
-        return self.variants[0].modalities
+        return self.variant(None).modalities
 
     def variants_for(self, modalities: tuple[str, ...]) -> list[Variant]:
         """The variants a dataset with these modalities can feed, in preference order."""
@@ -169,15 +170,37 @@ register_model(ModelInfo(
     "dynamical graph CNN (Song et al. 2018) on DE with a learnable adjacency (baseline)",
     run_defaults={"seq_len": 1},
 ))
+
+
+def _baseline_variants(what: str) -> tuple[Variant, ...]:
+    """A baseline on each modality alone and on EEG fused with each other one (features concatenated),
+    as the papers' tables list them (Mood Reader Table 1: SVM on DE, and on DE with eye movements;
+    DFCN Table 1: SVM on EEG and face). The fused ones come first, so ``--variant auto`` picks the
+    fullest one the dataset can feed; ``default`` is EEG only."""
+    return (
+        Variant("eeg_eye", f"{what} on EEG features and eye movements, concatenated",
+                {"inputs": ("x", "eye")}, ("x", "eye")),
+        Variant("eeg_face", f"{what} on EEG features and face features, concatenated",
+                {"inputs": ("x", "face")}, ("x", "face")),
+        Variant("default", f"{what} on EEG features", {"inputs": ("x",)}, ("x",)),
+        Variant("eye", f"{what} on eye movements only", {"inputs": ("eye",)}, ("eye",)),
+        Variant("face", f"{what} on face features only", {"inputs": ("face",)}, ("face",)),
+    )
+
+
 register_model(ModelInfo(
     "svm", "moodops.components.models.svm:SVMClassifier",
-    "support vector machine (scikit-learn) on the flattened DE (baseline)",
+    "support vector machine (scikit-learn) on flattened features, one modality or several (baseline)",
+    variants=_baseline_variants("SVM"),
     run_defaults={"seq_len": 1},
     framework="sklearn",
+    default="default",
 ))
 register_model(ModelInfo(
     "linear", "moodops.components.models.linear:LinearClassifier",
-    "logistic regression on the flattened feature tensor (baseline)",
+    "logistic regression on flattened features, one modality or several (baseline)",
+    variants=_baseline_variants("logistic regression"),
+    default="default",
 ))
 
 

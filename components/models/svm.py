@@ -1,4 +1,4 @@
-"""Support vector machine baseline (scikit-learn) on the flattened DE.
+"""Support vector machine baseline (scikit-learn) on the flattened DE, eye or face features, or their concatenation.
 
 Unlike the torch models it trains in one call (no epochs) and its fitted
 state is a dict of plain numpy arrays and scalars, so it can be stored and
@@ -17,28 +17,41 @@ _SCALARS = (int, float, str, bool, type(None), np.integer, np.floating)
 
 
 class SVMClassifier:
-    """``sklearn.svm.SVC`` on ``x (n, N, C, F)`` flattened to ``(n, N·C·F)``."""
+    """``sklearn.svm.SVC`` on the variant's ``inputs`` flattened and concatenated.
+
+    ``fit``/``predict`` take a dict of input arrays (``x (n, N, C, F)``, ``eye
+    (n, N, E)``, ``face (n, N, D)``) or, for ``inputs=("x",)``, the ``x`` array.
+    """
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], n_classes: int, kernel: str = "rbf", c: float = 1.0,
-                 gamma: str | float = "scale", max_train: int = 20000, seed: int = 0) -> None:
+                 gamma: str | float = "scale", max_train: int = 20000, seed: int = 0,
+                 inputs: tuple[str, ...] = ("x",)) -> None:
         if kernel not in ("linear", "rbf", "poly", "sigmoid"):
             raise ConfigError(f"The 'kernel' parameter must be one of linear, rbf, poly, sigmoid. Got {kernel!r} instead.")
         if not c > 0:
             raise ConfigError(f"The 'c' parameter must be a float > 0. Got {c} instead.")
         if max_train < 2:
             raise ConfigError(f"The 'max_train' parameter must be an int >= 2. Got {max_train} instead.")
-        self.n_features = math.prod(shapes["x"])
+        self.inputs = tuple(inputs)
+        self.n_features = sum(math.prod(shapes[k]) for k in self.inputs)
         self.n_classes = n_classes
         self.params = {"kernel": kernel, "C": float(c), "gamma": gamma}
         self.max_train = max_train
         self.seed = seed
         self.model_ = None
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> SVMClassifier:
-        """Fit on at most ``max_train`` rows (a class-stratified, seeded subsample: SVC is quadratic in n)."""
+    def design_matrix(self, inputs: dict[str, np.ndarray] | np.ndarray) -> np.ndarray:
+        """``(n, n_features)``: the variant's inputs flattened and concatenated in order."""
+        if not isinstance(inputs, dict):
+            inputs = {"x": inputs}
+        n = len(inputs[self.inputs[0]])
+        return np.concatenate([inputs[k].reshape(n, -1) for k in self.inputs], axis=1)
+
+    def fit(self, inputs: dict[str, np.ndarray] | np.ndarray, y: np.ndarray) -> SVMClassifier:
+        """Fit on at most ``max_train`` rows (a seeded subsample: SVC is quadratic in n)."""
         from sklearn.svm import SVC
 
-        x = x.reshape(len(x), -1)
+        x = self.design_matrix(inputs)
         if len(x) > self.max_train:
             rng = np.random.default_rng(self.seed)
             keep = np.sort(rng.choice(len(x), self.max_train, replace=False))
@@ -46,10 +59,10 @@ class SVMClassifier:
         self.model_ = SVC(**self.params, random_state=self.seed).fit(x, y)
         return self
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, inputs: dict[str, np.ndarray] | np.ndarray) -> np.ndarray:
         if self.model_ is None:
             raise RuntimeError("SVMClassifier.predict called before fit")
-        return self.model_.predict(x.reshape(len(x), -1)).astype(np.int64)
+        return self.model_.predict(self.design_matrix(inputs)).astype(np.int64)
 
     def state(self) -> dict[str, Any]:
         """The fitted SVC's attributes: numpy arrays and scalars only."""
