@@ -172,6 +172,10 @@ def run(
                f"macro-F1 {agg['test_macro_f1_mean']:.3f} ± {agg['test_macro_f1_std']:.3f}   "
                f"(chance {summary.chance:.3f})")
     typer.echo(f"leakage audit: {summary.leakage:.1%} of test samples share a trial with training samples")
+    if summary.fold_notes:
+        typer.echo(f"validation: {len(summary.fold_notes)} fold(s) without a stratified validation part "
+                   f"({', '.join(list(summary.fold_notes)[:3])}{' …' if len(summary.fold_notes) > 3 else ''}); "
+                   "see fold_notes.json in the parent run")
     if summary.resumed_folds:
         typer.echo(f"resumed: {len(summary.resumed_folds)} fold(s) re-used from the interrupted run")
     typer.echo(f"MLflow parent run {summary.parent_run_id} (experiment {summary.experiment_id}) in {summary.tracking_uri}")
@@ -389,9 +393,12 @@ def data_check(
     """Validate every file of a dataset and print a summary table."""
     from moodops.orchestrator.datacmd import check
 
-    rows = check(name, root, subjects)
-    typer.echo(_table(rows))
-    typer.echo(f"{len(rows)} subject file(s) OK")
+    report = check(name, root, subjects)
+    typer.echo(_table(report.rows))
+    summary = report.summary_lines()
+    if summary:
+        typer.echo("\n" + "\n".join(summary))
+    typer.echo(f"{len(report.rows)} subject file(s) OK")
 
 
 def _table(rows: list[dict]) -> str:

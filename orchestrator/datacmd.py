@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +59,89 @@ def synthesize(name: str, out: Path, subjects: int | None = None, seed: int = 0,
     return write_synthetic_seed_v(out, n, seed=seed, effect=effect, progress=progress, **windows)
 
 
-def check(name: str, root: Path, subjects: str | None) -> list[dict[str, Any]]:
+#: What a run does with a missing value: ``pipelines.evaluate.fit_normalisation`` takes the nanmean of
+#: the fold's training rows, and NaN becomes 0 after z-scoring, i.e. that mean.
+MISSING_HANDLING = "imputed with the training part's mean, per fold"
+
+
+@dataclass(frozen=True)
+class MissingValues:
+    """One modality's missing values (NaN) over the checked subjects that have it."""
+
+    modality: str
+    subjects: tuple[int, ...]
+    values: int
+    missing: int
+    windows: int
+    windows_missing: int
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """``moodops data check``'s result.
+
+    ``rows``: one per subject, the dataset's columns, with its per-modality
+    ``missing`` entry replaced by ``<modality>_nan`` (missing values) and
+    ``<modality>_nan_win`` (share of windows with one, as text) columns.
+    ``missing``: the totals per modality that may hold NaN; ``nan_refused``:
+    the modalities whose loader refuses NaN (a file holding one fails the check).
+    """
+
+    rows: list[dict[str, Any]]
+    missing: tuple[MissingValues, ...] = ()
+    nan_refused: tuple[str, ...] = ()
+
+    def summary_lines(self) -> list[str]:
+        """The missing values per modality: a heading that says how they are handled, then one line each."""
+        if not (self.missing or self.nan_refused):
+            return []
+        lines = [f"missing values ({MISSING_HANDLING}):"]
+        for m in self.missing:
+            scope = f" ({len(m.subjects)} of {len(self.rows)} subjects)" if len(m.subjects) < len(self.rows) else ""
+            lines.append(f"  {m.modality}{scope}: {m.missing:,} of {m.values:,} values missing "
+                         f"({_percent(m.missing, m.values)}) in {m.windows_missing:,} of {m.windows:,} windows "
+                         f"({_percent(m.windows_missing, m.windows)})")
+        if self.nan_refused:
+            lines.append(f"  {', '.join(self.nan_refused)}: none (the loader refuses NaN there; "
+                         "a file holding one fails this check)")
+        return lines
+
+
+def _percent(part: int, whole: int) -> str:
+    share = part / whole if whole else 0.0
+    return "<0.1%" if 0 < share < 0.0005 else f"{share:.1%}"
+
+
+def check(name: str, root: Path, subjects: str | None) -> CheckReport:
     from moodops.components.datasets import DATASETS
+    from moodops.components.datasets.missing import NAN_REFUSED
     from moodops.orchestrator.config import parse_int_list
 
     dataset = DATASETS.get(name)(root, subjects=parse_int_list(subjects) if subjects else None)
     if not hasattr(dataset, "check"):
         raise ConfigError(f"dataset '{name}' has no check")
-    return dataset.check()
+    raw = dataset.check()
+    per_row = [row.get("missing", {}) for row in raw]
+    refused = tuple(dict.fromkeys(m for entry in per_row for m, c in entry.items() if c == NAN_REFUSED))
+    counted = list(dict.fromkeys(m for entry in per_row for m, c in entry.items() if c != NAN_REFUSED))
+    rows = []
+    for row, entry in zip(raw, per_row):
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            if key != "missing":
+                out[key] = value
+                continue
+            for m in counted:
+                c = entry.get(m)
+                out[f"{m}_nan"] = c["missing"] if c else "-"
+                out[f"{m}_nan_win"] = _percent(c["windows_missing"], c["windows"]) if c else "-"
+        rows.append(out)
+    totals = []
+    for m in counted:
+        have = [(row["subject"], entry[m]) for row, entry in zip(raw, per_row) if m in entry]
+        sums = {k: sum(c[k] for _, c in have) for k in ("values", "missing", "windows", "windows_missing")}
+        totals.append(MissingValues(m, tuple(s for s, _ in have), **sums))
+    return CheckReport(rows, tuple(totals), refused)
 
 
 def registry_rows(kind: str) -> list[tuple[str, str]]:

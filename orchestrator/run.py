@@ -27,7 +27,7 @@ from moodops.pipelines.train import TrainConfig
 
 logger = logging.getLogger(__name__)
 
-SYNTHETIC_VERSION = 1
+SYNTHETIC_VERSION = 2
 #: Trial length of the ``--synthetic`` datasets: DEAP's real 60 s; shorter than the real
 #: SEED family (~4 min) so a first run stays light (``synthetic_seconds`` changes it).
 #: Protocols whose folds train on one subject's trials, and the default batch size there.

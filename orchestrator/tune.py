@@ -486,15 +486,17 @@ def outer_folds(config: RunConfig, options: TuneOptions, features: FeatureSet) -
 
     if config.protocol == "loso":
         if options.nested:
-            return LeaveOneSubjectOut(config.val_fraction, config.seed).split(features)
+            return LeaveOneSubjectOut(config.val_fraction, config.seed, config.val_strategy).split(features)
         if options.holdout:
-            return SubjectHoldout(options.holdout, val_fraction=config.val_fraction, seed=config.seed).split(features)
+            return SubjectHoldout(options.holdout, val_fraction=config.val_fraction, seed=config.seed,
+                                  val_strategy=config.val_strategy).split(features)
         raise ConfigError("tuning on a LOSO protocol needs an honest outer split: --nested (a study per held-out "
                           "subject) or --holdout SUBJECTS (declared test subjects, tuned on the rest)")
     if config.protocol == "split":
         if options.nested or options.holdout:
             raise ConfigError("split already holds its test part out; --nested / --holdout are for loso")
-        return TrainTestSplit(config.ratio, config.split_level, config.val_fraction, config.seed).split(features)
+        return TrainTestSplit(config.ratio, config.split_level, config.val_fraction, config.seed,
+                              config.val_strategy).split(features)
     raise ConfigError(f"moodops tune supports --protocol loso or split, not '{config.protocol}'")
 
 
@@ -503,10 +505,10 @@ def inner_folds(config: RunConfig, options: TuneOptions, inner: FeatureSet) -> l
 
     kind = options.inner or ("subjects" if config.protocol == "loso" else "split")
     if kind == "loso":
-        return LeaveOneSubjectOut(config.val_fraction, config.seed + 1).split(inner)
+        return LeaveOneSubjectOut(config.val_fraction, config.seed + 1, config.val_strategy).split(inner)
     if kind == "subjects":
-        return SubjectHoldout(None, 0.2, config.val_fraction, config.seed + 1).split(inner)
-    return TrainTestSplit(0.8, "trial", config.val_fraction, config.seed + 1).split(inner)
+        return SubjectHoldout(None, 0.2, config.val_fraction, config.seed + 1, config.val_strategy).split(inner)
+    return TrainTestSplit(0.8, "trial", config.val_fraction, config.seed + 1, config.val_strategy).split(inner)
 
 
 def _final_fold(fold: Fold, features: FeatureSet, tconf: TrainConfig, config: RunConfig) -> FoldResult:

@@ -53,6 +53,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from moodops.components.datasets.base import Dataset
+from moodops.components.datasets.missing import NAN_REFUSED, missing_counts
 from moodops.components.datasets.safe_pickle import load_pickle
 from moodops.components.errors import ConfigError, DataError, invalid_choice
 from moodops.components.types import Recording
@@ -451,7 +452,14 @@ class Deap(Dataset):
         return self.is_high(np.asarray(labels[target])).astype(np.int64), (f"low_{target}", f"high_{target}")
 
     def check(self) -> list[dict[str, Any]]:
-        """Validate every selected subject file; one summary row each."""
+        """Validate every selected subject file (and its face CSVs when ``face`` is requested or
+        ``face/`` is there); one summary row each.
+
+        ``missing``: per modality, NaN counts (:func:`missing_counts`; ``face``
+        for subjects with complete face data) or :data:`NAN_REFUSED` (``eeg``
+        and ``peripheral``, one array in the ``.dat`` file).
+        """
+        face = self.wants_face or (self.top_dir / FACE_DIR).is_dir()
         rows = []
         for s in self.subjects():
             data, labels = self.read_arrays(s)
@@ -465,8 +473,13 @@ class Deap(Dataset):
             }
             for k, name in enumerate(LABEL_NAMES):
                 row[f"{name}_high"] = float(self.is_high(labels[:, k]).mean())
-            if self.wants_face:
-                face = np.stack(self.face_windows(s, data.shape[0], data.shape[2] - int(BASELINE_S * SFREQ)))
-                row["face_windows_missing"] = float(np.isnan(face).all(axis=-1).mean())
+            row["missing"] = {"eeg": NAN_REFUSED, "peripheral": NAN_REFUSED}
+            problem = self.face_problem(s) if face else None
+            if problem is not None:  # only possible when face is not requested: subjects() left it in
+                logger.warning("DEAP subject %d has no complete face data (left out when face is used): %s",
+                               s, problem)
+            elif face:
+                n_stim = data.shape[2] - int(BASELINE_S * SFREQ)
+                row["missing"]["face"] = missing_counts(self.face_windows(s, data.shape[0], n_stim))
             rows.append(row)
         return rows

@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from moodops.components.datasets.base import Dataset
+from moodops.components.datasets.missing import NAN_REFUSED, missing_counts
 from moodops.components.errors import ConfigError, DataError, invalid_choice
 from moodops.components.features.spectral import DEFAULT_BANDS
 from moodops.components.types import Recording
@@ -385,7 +386,11 @@ class Seed(Dataset):
         return (np.rint(values).astype(np.int64) + 1), SEED_CLASSES
 
     def check(self) -> list[dict[str, Any]]:
-        """Validate every selected subject's files (raw EEG and precomputed features); one row each."""
+        """Validate every selected subject's files (raw EEG and precomputed features); one row each.
+
+        ``missing``: per modality, NaN counts (:func:`missing_counts`) or
+        :data:`NAN_REFUSED` (SEED has EEG only, and its loader refuses NaN).
+        """
         rows = []
         for s in self.subjects():
             labels = self.labels()
@@ -408,6 +413,7 @@ class Seed(Dataset):
                 "windows": sum(windows),
                 "features": "+".join(self.precomputed) if has_features else "-",
                 **_class_shares(SEED_CLASSES, [int(labels[r.trial - 1]) + 1 for r in recs], windows),
+                "missing": {"eeg": NAN_REFUSED},
             })
         return rows
 
@@ -564,19 +570,27 @@ class SeedIV(Dataset):
         return np.rint(values).astype(np.int64), SEED_IV_CLASSES
 
     def check(self) -> list[dict[str, Any]]:
-        """Validate every selected subject's feature files (and eye files when present); one row each."""
+        """Validate every selected subject's feature files (and eye files when present); one row each.
+
+        ``missing``: per modality, NaN counts (:func:`missing_counts`; ``eye``
+        when the eye files are there) or :data:`NAN_REFUSED` (``eeg``).
+        """
         rows = []
         eye = "eye" in self.requested_modalities or (self.base / SEED_IV_EYE_DIR).is_dir()
         for s in self.subjects():
-            for name in self.precomputed:
-                recs = self._load(s, name, eye and name == self.precomputed[0])
+            recs = self._load(s, self.precomputed[0], eye)
+            for name in self.precomputed[1:]:  # validated too; the eye files once are enough
+                self._load(s, name, False)
             windows = [len(r.features) for r in recs]
+            missing: dict[str, Any] = {"eeg": NAN_REFUSED}
+            if eye:
+                missing["eye"] = missing_counts([r.extra["eye"] for r in recs])
             rows.append({
                 "subject": s,
                 "sessions": len({r.session for r in recs}),
                 "trials": len(recs),
                 "windows": sum(windows),
-                "eye": "ok" if eye else "-",
                 **_class_shares(SEED_IV_CLASSES, [int(r.labels["emotion"]) for r in recs], windows),
+                "missing": missing,
             })
         return rows

@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from moodops.components.datasets.base import Dataset
+from moodops.components.datasets.missing import NAN_REFUSED, missing_counts
 from moodops.components.datasets.safe_pickle import loads_pickle
 from moodops.components.errors import ConfigError, DataError, invalid_choice
 from moodops.components.types import Recording
@@ -394,8 +395,14 @@ class SeedV(Dataset):
         return y, CLASS_NAMES
 
     def check(self) -> list[dict[str, Any]]:
-        """Validate every selected subject (and its eye file when ``eye`` is requested); one row each."""
+        """Validate every selected subject (and its eye file when ``eye`` is requested or
+        ``Eye_movement_features/`` is there); one row each.
+
+        ``missing``: per modality, NaN counts (:func:`missing_counts`) or
+        :data:`NAN_REFUSED` (``eeg``).
+        """
         rows = []
+        eye = self.wants_eye or self.eye_dir.is_dir()
         for s in self.subjects():
             recordings = self.load_precomputed(s, "de")
             windows = [r.features.shape[0] for r in recordings]
@@ -409,8 +416,10 @@ class SeedV(Dataset):
             }
             for k, name in enumerate(CLASS_NAMES):
                 row[name] = sum(1 for r in recordings if int(r.labels["emotion"]) == k)
-            if self.wants_eye:
-                eye = np.concatenate([r.extra["eye"] for r in recordings])
-                row["eye_missing"] = float(np.isnan(eye).any(axis=1).mean())
+            row["missing"] = {"eeg": NAN_REFUSED}
+            if eye:
+                arrays = ([r.extra["eye"] for r in recordings] if self.wants_eye
+                          else list(self.read_eye(s, dict(enumerate(windows))).values()))
+                row["missing"]["eye"] = missing_counts(arrays)
             rows.append(row)
         return rows

@@ -325,7 +325,46 @@ def test_synthetic_face_loads_and_follows_the_csv(face_master):
     assert len(files) == 2 + N_TRIALS
     assert Deap(face_master).source_files(2) == files[:1]
     rows = ds.check()
-    assert [r["subject"] for r in rows] == [1, 2, 3] and all(0 <= r["face_windows_missing"] < 1 for r in rows)
+    assert [r["subject"] for r in rows] == [1, 2, 3]
+    assert all(r["missing"]["face"]["windows"] == N_TRIALS * SECONDS // 2 for r in rows)
+
+
+def _lose_tracking(path: Path, start: float, stop: float, column: str | None = None) -> None:
+    """Frames with timestamp in [start, stop): success 0 (OpenFace lost the face), or only ``column`` NaN."""
+    header, *lines = path.read_text().splitlines()
+    names = [h.strip() for h in header.split(",")]
+    t, target = names.index("timestamp"), names.index(column or "success")
+    out = [header]
+    for line in lines:
+        cells = line.split(", ")
+        if start <= float(cells[t]) < stop:
+            cells[target] = "nan" if column else "0"
+        out.append(", ".join(cells))
+    path.write_text("\n".join(out) + "\n")
+
+
+def test_check_counts_missing_face_values(face_root, caplog):
+    _lose_tracking(face_root / "face" / "s01" / "s01_trial02.csv", 1.0, 3.0)  # windows 1 and 2: all NaN
+    _lose_tracking(face_root / "face" / "s01" / "s01_trial04.csv", 0.0, 6.0)  # the whole trial
+    _lose_tracking(face_root / "face" / "s03" / "s03_trial01.csv", 2.0, 4.0, "AU12_r")  # one column
+    rows = Deap(face_root).check()  # the face folder is there: checked without asking for it
+    assert [r["missing"]["eeg"] for r in rows] == ["refused"] * N_SUBJECTS
+    for row in rows:
+        face = [r.extra["face"] for r in Deap(face_root, modalities=("face",)).load_subject(row["subject"])]
+        nan = np.isnan(np.stack(face))
+        assert row["missing"]["face"] == {"values": nan.size, "missing": int(nan.sum()),
+                                          "windows": nan.shape[0] * nan.shape[1],
+                                          "windows_missing": int(nan.any(axis=-1).sum())}
+    assert rows[0]["missing"]["face"]["windows_missing"] >= 2 + SECONDS
+    assert rows[2]["missing"]["face"]["missing"] >= 2 and rows[2]["missing"]["face"]["windows_missing"] >= 2
+    assert rows[1]["missing"]["face"]["missing"] == 0
+    (face_root / "face" / "s02" / "s02_trial03.csv").unlink()
+    with caplog.at_level(logging.WARNING, logger="moodops.components.datasets.deap"):
+        rows = Deap(face_root).check()
+    assert [r["subject"] for r in rows] == [1, 2, 3] and "face" not in rows[1]["missing"]
+    assert "subject 2 has no complete face data" in caplog.text and "s02_trial03.csv" in caplog.text
+    shutil.rmtree(face_root / "face")
+    assert all(r["missing"] == {"eeg": "refused", "peripheral": "refused"} for r in Deap(face_root).check())
 
 
 def test_synthetic_face_carries_valence(tmp_path):

@@ -20,6 +20,7 @@ from moodops.components.datasets.seed import (
     SeedIV,
 )
 from moodops.components.datasets.synthetic_seed import (
+    SEED_IV_EYE_FEATURES,
     SEED_LABELS,
     lds_smooth,
     moving_average,
@@ -247,7 +248,8 @@ def test_seed_check(seed_master):
     recordings = Seed(seed_master).load_subject(1)
     row = rows[0]
     assert list(row) == ["subject", "sessions", "trials", "seconds", "windows", "features",
-                         "negative_share", "neutral_share", "positive_share"]
+                         "negative_share", "neutral_share", "positive_share", "missing"]
+    assert row["missing"] == {"eeg": "refused"}
     assert (row["sessions"], row["trials"], row["features"]) == (3, 45, "de_LDS+de_movingAve")
     assert row["windows"] == sum(r.data.shape[1] // 200 for r in recordings)
     assert row["seconds"] == pytest.approx(sum(r.data.shape[1] for r in recordings) / 200, abs=0.01)
@@ -476,10 +478,14 @@ def test_synthetic_seed_iv_modalities_are_each_partly_informative(seed_iv_master
     gamma = {c: x[y == c][:, TEMPORAL, GAMMA].mean() for c in range(4)}
     assert alpha[sad] > alpha[neutral] + 0.3 and gamma[happy] > gamma[neutral] + 0.3
     assert abs(alpha[fear] - alpha[neutral]) < 0.15 and abs(gamma[fear] - gamma[neutral]) < 0.15
-    # Eye: fear and happy stand out (pupil); sad looks like neutral.
-    pupil = {c: eye[y == c][:, :12].mean() for c in range(4)}
+    # Eye: fear (pupil) and happy (pupil, gaze dispersion) stand out; sad looks like neutral.
+    def log_mean(name):
+        return {c: np.nanmean(np.log(eye[y == c, SEED_IV_EYE_FEATURES.index(name)])) for c in range(4)}
+
+    pupil, dispersion = log_mean("pupil_x_mean"), log_mean("dispersion_x_mean")
     assert pupil[fear] > pupil[happy] > pupil[neutral] + 0.05
-    assert abs(pupil[sad] - pupil[neutral]) < 0.05
+    assert dispersion[happy] > max(dispersion[c] for c in (neutral, sad, fear)) + 0.2
+    assert abs(pupil[sad] - pupil[neutral]) < 0.05 and abs(dispersion[sad] - dispersion[neutral]) < 0.2
 
 
 def test_synthetic_seed_iv_is_deterministic_and_nan_option(tmp_path, seed_iv_master):
@@ -495,7 +501,11 @@ def test_synthetic_seed_iv_is_deterministic_and_nan_option(tmp_path, seed_iv_mas
                                        eye_nan_rate=0.3, progress=lambda d, t: calls.append((d, t)))
     assert calls == [(1, 2), (2, 2)]
     eye = np.concatenate([r.extra["eye"] for r in SeedIV(nan_root, modalities=("eye",)).load_precomputed(1, "de_LDS")])
-    assert np.isnan(eye[:, 18:20]).any() and not np.isnan(eye[:, :18]).any() and not np.isinf(eye).any()
+    assert 0.22 < np.isnan(eye).all(axis=1).mean() < 0.38 and not np.isinf(eye).any()  # windows lost to the tracker
+    # By default a few percent of the windows are lost, and the loader keeps their NaN.
+    default = np.concatenate([r.extra["eye"] for r in SeedIV(seed_iv_master, modalities=("eye",))
+                              .load_precomputed(1, "de_LDS")])
+    assert 0.0 < np.isnan(default).all(axis=1).mean() < 0.1
 
 
 def test_seed_iv_check(seed_iv_master):
@@ -503,11 +513,28 @@ def test_seed_iv_check(seed_iv_master):
     assert [r["subject"] for r in rows] == [1, 3]
     recordings = SeedIV(seed_iv_master).load_precomputed(1, "de_LDS")
     row = rows[0]
-    assert list(row) == ["subject", "sessions", "trials", "windows", "eye",
-                         "neutral_share", "sad_share", "fear_share", "happy_share"]
-    assert (row["sessions"], row["trials"], row["eye"]) == (3, 72, "ok")
+    assert list(row) == ["subject", "sessions", "trials", "windows",
+                         "neutral_share", "sad_share", "fear_share", "happy_share", "missing"]
+    assert (row["sessions"], row["trials"]) == (3, 72)
+    assert row["missing"]["eeg"] == "refused"
+    assert (row["missing"]["eye"]["windows"], row["missing"]["eye"]["values"]) == (row["windows"],
+                                                                                   row["windows"] * N_EYE_FEATURES)
     assert row["windows"] == sum(len(r.features) for r in recordings)
     assert sum(row[f"{c}_share"] for c in SEED_IV_CLASSES) == pytest.approx(1.0, abs=0.01)
+
+
+def test_seed_iv_check_counts_missing_eye_values(tmp_path):
+    root = write_synthetic_seed_iv(tmp_path / "seed_iv", n_subjects=2, windows_per_trial=IV_WINDOWS, seed=3,
+                                   eye_nan_rate=0.25)
+    rows = SeedIV(root).check()  # the eye folder is there: checked without asking for it
+    for row in rows:
+        eye = [r.extra["eye"] for r in SeedIV(root, modalities=("eye",)).load_precomputed(row["subject"], "de_LDS")]
+        nan = np.isnan(np.concatenate(eye))
+        assert nan.sum() > 0
+        assert row["missing"]["eye"] == {"values": nan.size, "missing": int(nan.sum()), "windows": len(nan),
+                                         "windows_missing": int(nan.any(axis=1).sum())}
+        assert row["missing"]["eye"]["windows"] == row["windows"]
+        assert row["missing"]["eeg"] == "refused"
 
 
 def test_seed_iv_targets_and_attributes():
@@ -571,7 +598,7 @@ def test_seed_iv_eye_files_opened_only_when_requested(tmp_path):
         SeedIV(root, modalities=("eeg", "eye")).load_precomputed(1, "de_LDS")
     shutil.rmtree(root / "eye_feature_smooth")
     assert len(SeedIV(root).load_precomputed(1, "de_LDS")) == 72
-    assert SeedIV(root).check()[0]["eye"] == "-"
+    assert SeedIV(root).check()[0]["missing"] == {"eeg": "refused"}
     with pytest.raises(DataError, match=r"eye_feature_smooth: folder missing"):
         SeedIV(root, modalities=("eye",)).load_precomputed(1, "de_LDS")
 

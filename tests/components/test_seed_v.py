@@ -5,6 +5,7 @@ import io
 import logging
 import os
 import pickle
+import shutil
 import warnings
 import zipfile
 from pathlib import Path
@@ -23,7 +24,11 @@ from moodops.components.datasets.seed_v import (
     SeedV,
     read_npz_pickles,
 )
-from moodops.components.datasets.synthetic_seed_v import synthesize_subject_seed_v, write_synthetic_seed_v
+from moodops.components.datasets.synthetic_seed_v import (
+    SEED_V_EYE_FEATURES,
+    synthesize_subject_seed_v,
+    write_synthetic_seed_v,
+)
 from moodops.components.errors import ConfigError, DataError
 
 WINDOWS = (3, 5)
@@ -167,14 +172,15 @@ def test_synthetic_is_deterministic_and_realistic(tmp_path):
     de, eye, labels = synthesize_subject_seed_v(1, (20, 20), seed=0, effect=2.0)
     means = np.concatenate(list(de.values())).mean(axis=(0, 1))
     assert (np.diff(means) < 0).all()  # DE falls from delta to gamma
-    assert all((v >= 0).all() for v in eye.values())
+    assert all((np.nan_to_num(v) >= 0).all() and not np.isinf(v).any() for v in eye.values())
+    assert 0 < np.mean([np.isnan(v).all(axis=1).mean() for v in eye.values()]) < 0.1  # windows lost to the tracker
     by_class = {c: [k for k in range(N_KEYS) if _labels_of(k) == c] for c in range(5)}
 
     def mean_of(values, c, index):
-        return np.mean([values[k][index].mean() for k in by_class[c]])
+        return np.mean([np.nanmean(values[k][index]) for k in by_class[c]])
 
     gamma_temporal = (slice(None), [CHANNELS.index(c) for c in ("T7", "T8", "TP7", "TP8")], 4)
-    pupil = (slice(None), slice(0, 12))
+    pupil = (slice(None), SEED_V_EYE_FEATURES.index("pupil_x_mean"))
     # EEG: happy differs; disgust ~ fear (same EEG group). Eye: fear ~ neutral, both above disgust ~ sad.
     assert mean_of(de, 4, gamma_temporal) > max(mean_of(de, c, gamma_temporal) for c in range(4)) + 0.3
     assert abs(mean_of(de, 0, gamma_temporal) - mean_of(de, 1, gamma_temporal)) < 0.3
@@ -183,6 +189,8 @@ def test_synthetic_is_deterministic_and_realistic(tmp_path):
         write_synthetic_seed_v(tmp_path, n_subjects=1, windows_per_trial=(5, 2))
     with pytest.raises(ConfigError):
         write_synthetic_seed_v(tmp_path, n_subjects=1, layout="rows")
+    with pytest.raises(ConfigError, match="'eye_nan_rate'"):
+        write_synthetic_seed_v(tmp_path, n_subjects=1, eye_nan_rate=1.0)
 
 
 def test_object_container_and_band_major_synthetic(tmp_path):
@@ -256,7 +264,32 @@ def test_source_files_fingerprint_and_check(hand_root):
     assert row["sessions"] == 3 and row["trials"] == 45
     assert row["windows"] == sum(2 + k % 3 for k in range(45))
     assert all(row[name] == 9 for name in CLASS_NAMES)
-    assert row["eye_missing"] == 0.0
+    assert row["missing"] == {"eeg": "refused", "eye": {"values": row["windows"] * 33, "missing": 0,
+                                                        "windows": row["windows"], "windows_missing": 0}}
+    assert SeedV(hand_root).check() == rows  # the eye folder is there: checked without asking for it
+
+
+def test_check_counts_missing_eye_values(tmp_path):
+    root = write_synthetic_seed_v(tmp_path / "seed_v", n_subjects=2, windows_per_trial=WINDOWS, seed=1)
+    rng = np.random.default_rng(0)
+    for subject in (1, 2):  # blank random eye values, whole windows and single values, as the release has
+        path = root / EYE_DIR / f"{subject}_123.npz"
+        members = read_npz_pickles(path, ("data", "label"))
+        for k in range(0, N_KEYS, 3):
+            eye = members["data"][k]
+            eye[rng.random(len(eye)) < 0.5] = np.nan
+            eye[rng.random(eye.shape) < 0.1] = np.nan
+        save_npz(path, **members)
+    rows = SeedV(root).check()
+    for row in rows:
+        eye = [r.extra["eye"] for r in SeedV(root, modalities=("eye",)).load_precomputed(row["subject"], "de")]
+        nan = np.isnan(np.concatenate(eye))
+        assert 0 < nan.sum() < nan.size
+        assert row["missing"]["eye"] == {"values": nan.size, "missing": int(nan.sum()), "windows": len(nan),
+                                         "windows_missing": int(nan.any(axis=1).sum())}
+    assert SeedV(root, modalities=("eye",)).check() == rows
+    shutil.rmtree(root / EYE_DIR)
+    assert [row["missing"] for row in SeedV(root).check()] == [{"eeg": "refused"}] * 2
 
 
 def test_make_targets():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -165,10 +166,14 @@ def test_data_synth_and_check(tmp_path):
     assert sorted(p.name for p in (tmp_path / "d" / "data_preprocessed_python").iterdir()) == ["s01.dat", "s02.dat"]
     proc = moodops("data", "check", "deap", "--root", str(tmp_path / "d"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    header, *rows, footer = proc.stdout.strip().splitlines()
+    table, summary = proc.stdout.strip().split("\n\n")
+    header, *rows = table.splitlines()
     assert header.split()[:5] == ["subject", "file", "trials", "channels", "seconds"]
     assert [r.split()[:5] for r in rows] == [["1", "s01.dat", "3", "40", "8.00"], ["2", "s02.dat", "3", "40", "8.00"]]
-    assert footer == "2 subject file(s) OK"
+    assert summary.splitlines() == [
+        "missing values (imputed with the training part's mean, per fold):",
+        "  eeg, peripheral: none (the loader refuses NaN there; a file holding one fails this check)",
+        "2 subject file(s) OK"]
 
     (tmp_path / "d" / "data_preprocessed_python" / "s02.dat").write_bytes(b"\x80\x02}q\x00(U")
     proc = moodops("data", "check", "deap", "--root", str(tmp_path / "d"), cwd=tmp_path)
@@ -269,8 +274,14 @@ def test_data_synth_and_check_seed_family(tmp_path, name, files):
     assert (tmp_path / name / files).is_dir()
     proc = moodops("data", "check", name, "--root", str(tmp_path / name), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    header, *rows, footer = proc.stdout.strip().splitlines()
+    table, summary = proc.stdout.strip().split("\n\n")
+    header, *rows = table.splitlines()
     assert header.split()[:2] == ["subject"] + header.split()[1:2] and len(rows) == 2
-    assert footer == "2 subject file(s) OK"
+    assert "eeg: none (the loader refuses NaN there" in summary
+    if name != "seed":  # the synthetic SEED-IV and SEED-V have eye files
+        assert header.split()[-2:] == ["eye_nan", "eye_nan_win"]
+        assert re.search(r"^  eye: [\d,]+ of [\d,]+ values missing \(.*%\) in [\d,]+ of [\d,]+ windows", summary,
+                         re.MULTILINE)
+    assert summary.splitlines()[-1] == "2 subject file(s) OK"
     proc = moodops("data", "check", name, "--root", str(tmp_path / "missing"), cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "missing" in proc.stderr
