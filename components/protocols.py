@@ -338,8 +338,9 @@ class PerSubject(Protocol):
 
     One fold per (subject, session), as the SEED-family papers evaluate
     (SEED 9/6, SEED-IV 16/8, SEED-V 9/6 trials); the validation part is
-    carved from the training trials. ``train_trials=None`` takes 60 % of each
-    session's trials.
+    carved from the training trials, one whole trial of every class at least
+    (``val_strategy``, see :class:`Protocol`). ``train_trials=None`` takes
+    60 % of each session's trials.
     """
 
     name: ClassVar[str] = "per-subject"
@@ -377,7 +378,7 @@ class CrossSession(Protocol):
     By default one fold per (subject, session) leaves that session out;
     ``test_session=S`` gives one fold per subject that tests on session S and
     trains on the others (the common "sessions 1–2 → 3"). The validation part
-    is carved from the training sessions' trials.
+    is carved from the training sessions' trials, stratified by class.
     """
 
     name: ClassVar[str] = "cross-session"

@@ -1,6 +1,7 @@
 """One fold: normalise on the training part, train, test."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import time
@@ -64,6 +65,10 @@ def _run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hook
         raise ConfigError(f"{fold.name}: empty train ({len(fold.train)}) or test ({len(fold.test)}) part")
     info = MODELS.get(config.model)
     variant = info.variant(config.variant)
+    if info.framework == "sklearn" and len(fold.validation):
+        # No epochs to select: a one-shot fit would only lose the validation trials, so it trains on them.
+        fold = dataclasses.replace(fold, train=np.sort(np.concatenate([fold.train, fold.validation])),
+                                   validation=fold.validation[:0])
     missing = [k for k in variant.extras if k not in features.extra]
     if missing:
         raise ConfigError(f"model '{config.model}' (variant {variant.name}) needs input(s) {', '.join(missing)}, "

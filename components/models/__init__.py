@@ -200,6 +200,9 @@ register_model(ModelInfo(
     "linear", "moodops.components.models.linear:LinearClassifier",
     "logistic regression on flattened features, one modality or several (baseline)",
     variants=_baseline_variants("logistic regression"),
+    # One window per sample, as the papers' baselines; a convex model on a few hundred samples
+    # is left unconverged after 30 epochs at 1e-3.
+    run_defaults={"seq_len": 1, "lr": 1e-2},
     default="default",
 ))
 
