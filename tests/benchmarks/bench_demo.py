@@ -46,7 +46,8 @@ def main() -> None:
             if proc.returncode != 0:
                 raise SystemExit(f"demo failed ({phase}):\n{proc.stderr}")
             summary = json.loads(out.read_text())
-            runs[phase] = {"wall_s": wall, "folds": len(summary["folds"]), **summary["aggregate"]}
+            runs[phase] = {"wall_s": wall, "folds": len(summary["folds"]), **summary["aggregate"],
+                           "stdout": proc.stdout[-3000:], "stderr": proc.stderr[-3000:]}
     result = {"benchmark": "README demo: LOSO over 32 synthetic DEAP subjects",
               "command": " ".join(["moodops", *command[1:]]), "runs": runs, "target_s": 300.0,
               "machine": machine()}
