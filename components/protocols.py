@@ -224,8 +224,10 @@ class LeaveOneSubjectOut(Protocol):
         classes = row_classes(features, groups)
         rows = np.arange(len(subjects))
         folds = []
-        for k, s in enumerate(unique):
-            rng = np.random.default_rng([self.seed, k])
+        for s in unique:
+            # keyed by the subject, not its position, so a fold's validation
+            # trials do not change when other subjects are added or dropped
+            rng = np.random.default_rng([self.seed, int(s)])
             folds.append(self._fold(features, f"subject-{int(s):02d}", rows[subjects != s], rows[subjects == s],
                                     (int(s),), rng, groups, classes))
         return folds
@@ -358,7 +360,7 @@ class PerSubject(Protocol):
         classes = row_classes(features, groups)
         rows = np.arange(len(subjects))
         folds = []
-        for k, (subject, session) in enumerate(sorted(set(zip(subjects.tolist(), sessions.tolist())))):
+        for subject, session in sorted(set(zip(subjects.tolist(), sessions.tolist()))):
             here = (subjects == subject) & (sessions == session)
             order = np.unique(trials[here])
             n_train = self.train_trials if self.train_trials is not None else int(round(0.6 * len(order)))
@@ -366,7 +368,8 @@ class PerSubject(Protocol):
                 raise ConfigError(f"per-subject: subject {subject} session {session} has {len(order)} trials, "
                                   f"so train_trials must be in [1, {len(order) - 1}]; got {n_train}")
             is_train = here & np.isin(trials, order[:n_train])
-            rng = np.random.default_rng([self.seed, k])
+            # keyed by (subject, session): the same validation trials whichever subjects run
+            rng = np.random.default_rng([self.seed, subject, session])
             folds.append(self._fold(features, f"subject-{subject:02d}-session-{session}", rows[is_train],
                                     rows[here & ~is_train], (int(subject),), rng, groups, classes))
         return folds

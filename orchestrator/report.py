@@ -16,10 +16,12 @@ def aggregate(results: list[FoldResult]) -> dict[str, float]:
 
     Folds that test the same subject(s) (``per-subject`` and ``cross-session``
     give one per session) are averaged first, so every subject weighs the
-    same; with one fold per subject this is the mean over folds.
+    same; with one fold per subject this is the mean over folds. Folds are
+    summed in name order, so a resumed run (folds finishing in another
+    order) gives the same numbers to the last bit.
     """
     groups: dict[tuple[int, ...], list[FoldResult]] = {}
-    for r in results:
+    for r in sorted(results, key=lambda r: (tuple(r.test_subjects), r.fold)):
         groups.setdefault(tuple(r.test_subjects), []).append(r)
     out: dict[str, float] = {}
     for name in SUMMARY_METRICS:

@@ -92,11 +92,51 @@ LOSS_TIE = 1e-3
 
 
 def improves(loss: float, accuracy: float, best_loss: float, best_accuracy: float) -> bool:
-    """Whether an epoch's (validation loss, accuracy) beats the best so far: a lower loss by more
-    than :data:`LOSS_TIE` (relative), or a tied loss with a higher accuracy."""
+    """Whether an epoch's (validation loss, accuracy) beats another's: a lower loss by more than
+    :data:`LOSS_TIE` (relative), or a tied loss with a higher accuracy."""
     if not np.isfinite(best_loss) or loss < best_loss - LOSS_TIE * abs(best_loss):
         return True
     return loss <= best_loss + LOSS_TIE * abs(best_loss) and accuracy > best_accuracy
+
+
+def best_record(records: list[tuple[int, float, float]]) -> int:
+    """The epoch the selection rule picks from ``(epoch, validation loss, validation accuracy)`` records.
+
+    Among the epochs whose loss is within :data:`LOSS_TIE` (relative) of the lowest loss, the one with
+    the highest accuracy; then the lower loss, then the earlier epoch. The band is measured from the
+    lowest loss, not from the last pick, so a run of ties cannot walk the pick up the loss curve.
+    """
+    low = min(loss for _, loss, _ in records)
+    band = [r for r in records if r[1] <= low + LOSS_TIE * abs(low)]
+    return max(band, key=lambda r: (r[2], -r[1], -r[0]))[0]
+
+
+class _Selection:
+    """Early stopping's bookkeeping: the records so far, and the weights of every epoch that the rule of
+    :func:`best_record` could still pick (those in the tie band of the lowest loss that no other
+    epoch in the band beats on both loss and accuracy), so a pick that moves back to an earlier epoch can be
+    restored."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, float, float]] = []
+        self.states: dict[int, dict] = {}
+        self.best = 0
+
+    def offer(self, epoch: int, loss: float, accuracy: float, model) -> bool:
+        """Record an epoch; keep its weights if it may be picked; return whether it is the pick now."""
+        self.records.append((epoch, loss, accuracy))
+        low = min(r[1] for r in self.records)
+        in_band = [r for r in self.records if r[1] <= low + LOSS_TIE * abs(low)]
+        # r can never be picked while another epoch has a loss no higher, an accuracy no lower and is
+        # preferred by best_record's order: that epoch is in the band whenever r is
+        front = [r for r in in_band if not any(o is not r and o[1] <= r[1] and o[2] >= r[2]
+                                               and (o[2], -o[1], -o[0]) > (r[2], -r[1], -r[0]) for o in in_band)]
+        keep = {r[0] for r in front}
+        if epoch in keep:
+            self.states[epoch] = copy.deepcopy(model.state_dict())
+        self.states = {e: state for e, state in self.states.items() if e in keep}
+        self.best = best_record(self.records)
+        return self.best == epoch
 
 
 def resolve_device(name: str):
@@ -141,10 +181,10 @@ def fit(model, config: TrainConfig, fold: str, train: dict, y_train, validation:
     Early stopping, with a validation part of at least two classes and
     ``early_stopping``: epochs before ``config.first_selectable_epoch`` are
     never selected and never stop training; from there on an epoch is the
-    best when its validation loss is lower by more than 0.1 % or, within
-    0.1 %, its validation accuracy is higher (:func:`improves`); training
-    stops ``patience`` epochs after the best and the best epoch's weights are
-    restored. A validation part holding a single class cannot tell a
+    picked by :func:`best_record`: the highest validation accuracy among the
+    epochs whose validation loss is within 0.1 % of the lowest; training
+    stops after ``patience`` epochs that are not the pick, and the picked
+    epoch's weights are restored. A validation part holding a single class cannot tell a
     classifier from a majority vote, so it is only recorded: all epochs run
     and the last is kept (the fold says so in its log). Without a validation
     part, ``epochs`` (default ``config.epochs``) run and the last is kept.
@@ -157,7 +197,7 @@ def fit(model, config: TrainConfig, fold: str, train: dict, y_train, validation:
     optimizer = optimizer_cls([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                               weight_decay=config.weight_decay)
     history: list[dict[str, float]] = []
-    best_loss, best_accuracy, best_epoch, best_state, stale = float("inf"), -1.0, 0, None, 0
+    selection, stale = _Selection(), 0
     n, n_val = len(y_train), len(y_val)
     n_epochs = epochs or config.epochs
     val_classes = int(torch.unique(y_val).numel()) if n_val else 0
@@ -197,19 +237,18 @@ def fit(model, config: TrainConfig, fold: str, train: dict, y_train, validation:
         history.append(metrics)
         hooks.on_epoch_end(fold, epoch, metrics)
         if selecting and epoch >= first:
-            if improves(metrics["val_loss"], metrics["val_accuracy"], best_loss, best_accuracy):
-                best_loss, best_accuracy, best_epoch, stale = metrics["val_loss"], metrics["val_accuracy"], epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
+            if selection.offer(epoch, metrics["val_loss"], metrics["val_accuracy"], model):
+                stale = 0
             else:
                 stale += 1
                 if stale >= config.patience:
-                    logger.debug("%s: early stop at epoch %d (best %d)", fold, epoch, best_epoch)
+                    logger.debug("%s: early stop at epoch %d (best %d)", fold, epoch, selection.best)
                     break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        best_epoch = len(history)
-    return history, best_epoch
+    if not selection.records:
+        return history, len(history)
+    if selection.best != len(history):
+        model.load_state_dict(selection.states[selection.best])
+    return history, selection.best
 
 
 def select_epoch(histories: list[list[dict[str, float]]], first: int) -> int:
@@ -217,10 +256,6 @@ def select_epoch(histories: list[list[dict[str, float]]], first: int) -> int:
     lowest mean validation loss over the inner folds, a tie (:data:`LOSS_TIE`) going to the higher
     mean validation accuracy."""
     n = min(len(h) for h in histories)
-    best, best_loss, best_accuracy = n, float("inf"), -1.0
-    for epoch in range(min(first, n), n + 1):
-        loss = float(np.mean([h[epoch - 1]["val_loss"] for h in histories]))
-        accuracy = float(np.mean([h[epoch - 1]["val_accuracy"] for h in histories]))
-        if improves(loss, accuracy, best_loss, best_accuracy):
-            best, best_loss, best_accuracy = epoch, loss, accuracy
-    return best
+    return best_record([(epoch, float(np.mean([h[epoch - 1]["val_loss"] for h in histories])),
+                         float(np.mean([h[epoch - 1]["val_accuracy"] for h in histories])))
+                        for epoch in range(min(first, n), n + 1)])

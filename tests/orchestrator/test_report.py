@@ -26,3 +26,11 @@ def test_one_fold_per_subject_is_the_plain_mean():
     agg = aggregate([result("a", (1,), 0.6), result("b", (2,), 0.8), result("c", (3,), 1.0)])
     assert agg["test_accuracy_mean"] == pytest.approx(0.8)
     assert agg["test_accuracy_std"] == pytest.approx(np.std([0.6, 0.8, 1.0]))
+
+
+def test_the_order_folds_finish_in_does_not_change_a_bit():
+    values = [0.8660714285714286, 0.1, 0.7, 0.30000000000000004, 0.9999999, 0.123456789]
+    folds = [result(f"subject-{k:02d}", (k,), v) for k, v in enumerate(values)]
+    orders = [folds, folds[::-1], folds[2:] + folds[:2], folds[1::2] + folds[::2]]
+    assert len({float(np.mean([f.metrics["accuracy"] for f in o])) for o in orders}) > 1  # a plain mean differs
+    assert len({aggregate(o)["test_accuracy_mean"] for o in orders}) == 1

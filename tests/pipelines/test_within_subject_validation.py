@@ -16,7 +16,7 @@ from moodops.components.protocols import (CrossSession, PerSubject, carve_valida
                                           stratified_trial_folds, trial_groups)
 from moodops.components.types import FeatureSet, Fold
 from moodops.pipelines.evaluate import run_fold
-from moodops.pipelines.train import TrainConfig, fit, improves, select_epoch
+from moodops.pipelines.train import TrainConfig, _Selection, best_record, fit, improves, select_epoch
 from moodops.pipelines.hooks import Hooks
 
 #: SEED-IV's session-1 clip labels (0 neutral, 1 sad, 2 fear, 3 happy): the 16 training trials hold 4, 6, 4, 2.
@@ -92,6 +92,24 @@ def test_cross_session_validation_is_stratified_too(features):
         assert sorted(set(trial_classes(features, fold.validation).values())) == [0, 1, 2, 3]
 
 
+def _validation_trials(features, folds):
+    """Each fold's validation trials as (session, trial) pairs: trial numbers, not row or group indices."""
+    return {f.name: sorted(set(zip(features.column("session")[f.validation].tolist(),
+                                   features.column("trial")[f.validation].tolist()))) for f in folds}
+
+
+@pytest.mark.parametrize("protocol", [PerSubject(train_trials=16, seed=3), CrossSession(seed=3)],
+                         ids=["per-subject", "cross-session"])
+def test_a_subjects_validation_trials_do_not_depend_on_which_subjects_run(protocol):
+    everyone = within_subject_features(n_subjects=3)
+    without_first = everyone.subset(np.flatnonzero(everyone.column("subject") != 1))
+    full = _validation_trials(everyone, protocol.split(everyone))
+    part = _validation_trials(without_first, protocol.split(without_first))
+    assert set(part) == {n for n in full if not n.startswith("subject-01")}
+    assert all(part[name] == full[name] for name in part)  # subject 2's validation is unchanged
+    assert len({tuple(v) for v in full.values()}) > 1  # and it is drawn per fold, not one pattern for all
+
+
 @pytest.mark.parametrize("strategy", ["none", "inner"])
 def test_strategies_without_a_validation_part(features, strategy):
     for fold in PerSubject(train_trials=16, val_strategy=strategy).split(features):
@@ -128,6 +146,25 @@ def test_improves_breaks_loss_ties_by_accuracy():
     curves = [[{"val_loss": v, "val_accuracy": a} for v, a in h] for h in
               ([(0.5, 0.2), (0.9, 0.5), (0.8, 0.7)], [(0.5, 0.2), (0.9, 0.5), (0.8, 0.7)])]
     assert select_epoch(curves, first=1) == 1 and select_epoch(curves, first=2) == 3
+
+
+def test_a_run_of_ties_cannot_walk_the_pick_up_the_loss_curve():
+    # each loss is within 0.1 % of the one before with a higher accuracy, but the last is 0.2 % above the lowest
+    records = [(1, 1.0, 0.50), (2, 1.0008, 0.55), (3, 1.0016, 0.60)]
+    assert best_record(records) == 2
+    assert best_record(records + [(4, 0.9, 0.1)]) == 4  # a clearly lower loss wins whatever its accuracy
+    assert best_record([(1, 1.0, 0.5), (2, 1.0, 0.5)]) == 1  # a full tie keeps the earlier epoch
+
+
+def test_selection_keeps_the_weights_it_may_return_to():
+    model = torch.nn.Linear(1, 1)
+    selection = _Selection()
+    for epoch, loss, accuracy in [(1, 1.0, 0.9), (2, 0.9995, 0.5), (3, 0.9992, 0.6), (4, 2.0, 1.0)]:
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        selection.offer(epoch, loss, accuracy, model)
+    assert selection.best == 1 and float(selection.states[1]["weight"]) == 1.0  # back to epoch 1 after 2-3
+    assert set(selection.states) == {1, 3}  # 3 beats 2 on loss and accuracy; 4 is out of the band
 
 
 def _tensors(features, rows):
