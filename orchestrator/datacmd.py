@@ -34,16 +34,16 @@ def synthesize(name: str, out: Path, subjects: int | None = None, seed: int = 0,
     out = Path(out)
     n = subjects or REAL_SUBJECTS[name]
     if name == "deap":
-        from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+        from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
 
         write_synthetic_deap(out, n, trials or 40, seconds or 60.0, seed, effect, progress, with_face=with_face)
         return out
     if name == "seed":
-        from moodops.components.datasets.synthetic_seed import write_synthetic_seed
+        from moodops.components.datasets.seed.synthetic_seed import write_synthetic_seed
 
         return write_synthetic_seed(out, n, seconds or 240.0, seed, effect, progress)
     if name == "eegmmidb":
-        from moodops.components.datasets.synthetic_eegmmidb import write_synthetic_eegmmidb
+        from moodops.components.datasets.eegmmidb.synthetic_eegmmidb import write_synthetic_eegmmidb
 
         return write_synthetic_eegmmidb(out, n, seconds=seconds or 60.0, seed=seed, progress=progress, effect=effect)
     windows = {}
@@ -51,10 +51,10 @@ def synthesize(name: str, out: Path, subjects: int | None = None, seed: int = 0,
         mean = max(2.0, seconds / 4.0)
         windows = {"windows_per_trial": (max(2, int(round(0.6 * mean))), max(2, int(round(1.4 * mean))))}
     if name == "seed-iv":
-        from moodops.components.datasets.synthetic_seed import write_synthetic_seed_iv
+        from moodops.components.datasets.seed.synthetic_seed import write_synthetic_seed_iv
 
         return write_synthetic_seed_iv(out, n, seed=seed, effect=effect, progress=progress, **windows)
-    from moodops.components.datasets.synthetic_seed_v import write_synthetic_seed_v
+    from moodops.components.datasets.seed.synthetic_seed_v import write_synthetic_seed_v
 
     return write_synthetic_seed_v(out, n, seed=seed, effect=effect, progress=progress, **windows)
 

@@ -145,7 +145,7 @@ def _synthetic_eegmmidb(job: PretrainJob, reporter) -> Path:
     import os
     import shutil
 
-    from moodops.components.datasets.synthetic_eegmmidb import write_synthetic_eegmmidb
+    from moodops.components.datasets.eegmmidb.synthetic_eegmmidb import write_synthetic_eegmmidb
 
     n, seconds = SYNTHETIC_EEGMMIDB["subjects"], SYNTHETIC_EEGMMIDB["seconds"]
     final = _cache(job) / "synthetic" / f"eegmmidb-s{n}-{seconds:g}s"
@@ -170,7 +170,7 @@ def _synthetic_eegmmidb(job: PretrainJob, reporter) -> Path:
 
 def load_eegmmidb(job: PretrainJob, reporter) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Verified, preprocessed, segmented EEGMMIDB → ({"raw": (N, C, S)}, data info for the contract)."""
-    from moodops.components.datasets.eegmmidb import Eegmmidb, Preprocess, preprocess, segments
+    from moodops.components.datasets.eegmmidb.eegmmidb import Eegmmidb, Preprocess, preprocess, segments
 
     root = _synthetic_eegmmidb(job, reporter) if job.synthetic else Path(job.root)
     dataset = Eegmmidb(root, subjects=job.subjects, runs=job.runs, verify=job.verify)

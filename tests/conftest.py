@@ -43,7 +43,7 @@ def labelled_features(tmp_path_factory):
     import dataclasses
 
     from moodops.components.datasets import Deap
-    from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+    from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
     from moodops.components.features import FeatureConfig, build_features, make_sequences
 
     built = {}

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _machine import machine  # noqa: E402
 
 from moodops.components.datasets import Deap  # noqa: E402
-from moodops.components.datasets.synthetic_deap import write_synthetic_deap  # noqa: E402
+from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap  # noqa: E402
 from moodops.components.features import FeatureConfig, build_features, differential_entropy  # noqa: E402
 from moodops.orchestrator.config import default_cache_dir  # noqa: E402
 

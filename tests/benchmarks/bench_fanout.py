@@ -43,7 +43,7 @@ def main() -> None:
     import ray
     import torch
 
-    from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+    from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
     from moodops.orchestrator.config import RunConfig
     from moodops.orchestrator.run import Reporter, _protocol, prepare_features, resolve_model_defaults, train_config
     from moodops.pipelines.evaluate import run_fold

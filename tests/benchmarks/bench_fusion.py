@@ -13,7 +13,7 @@ tests/benchmarks/results/fusion-<dataset>-<model>.json.
 
 The synthetic writers plant class information that each modality carries
 only in part (SEED-IV: EEG cannot tell neutral from fear, the eye cannot
-tell neutral from sad; see ``moodops.components.datasets.synthetic_seed``),
+tell neutral from sad; see ``moodops.components.datasets.seed.synthetic_seed``),
 so a fused model can be right where either single modality is at best
 partly right. This measures whether moodops' fusion variants realise that.
 """

@@ -27,7 +27,7 @@ from _machine import machine  # noqa: E402
 
 
 def measure(root: Path) -> dict:
-    from moodops.components.datasets.seed import Seed
+    from moodops.components.datasets.seed.seed import Seed
     from moodops.components.features import FeatureConfig, build_features
 
     t0 = time.perf_counter()
@@ -45,7 +45,7 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(Path(args.measure))))
         return
-    from moodops.components.datasets.synthetic_seed import write_synthetic_seed
+    from moodops.components.datasets.seed.synthetic_seed import write_synthetic_seed
     from moodops.orchestrator.config import default_cache_dir
 
     root = default_cache_dir() / "synthetic" / f"seed-bench-s{args.subjects}-{args.seconds:g}s"

@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
 
-    from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+    from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
     from moodops.orchestrator.config import RunConfig
     from moodops.orchestrator.tune import TuneOptions, run_tune
 

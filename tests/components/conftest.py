@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moodops.components.datasets.legacy_pickle import dump_py2
-from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+from moodops.components.datasets.formats.legacy_pickle import dump_py2
+from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
 
 N_SUBJECTS = 3
 N_TRIALS = 6

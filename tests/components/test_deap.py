@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from moodops.components.datasets import DATASETS, get_dataset
-from moodops.components.datasets.deap import (
+from moodops.components.datasets.deap.deap import (
     BASELINE_S,
     EEG_CHANNELS,
     LABEL_NAMES,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moodops.components.datasets.deap import (
+from moodops.components.datasets.deap.deap import (
     FACE_AUS,
     FACE_FEATURES,
     FACE_GAZE,
@@ -17,8 +17,8 @@ from moodops.components.datasets.deap import (
     Deap,
     face_window_means,
 )
-from moodops.components.datasets.legacy_pickle import dump_py2
-from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+from moodops.components.datasets.formats.legacy_pickle import dump_py2
+from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
 from moodops.components.errors import ConfigError, DataError
 
 SFREQ = 128
@@ -238,7 +238,7 @@ def test_subjects_without_face_are_left_out_only_with_face(face_root, caplog):
     (face_root / "face" / "s03" / "s03_trial02.csv").unlink()
     assert Deap(face_root).subjects() == [1, 2, 3]
     assert "face" not in Deap(face_root).load_subject(2)[0].extra
-    with caplog.at_level(logging.WARNING, logger="moodops.components.datasets.deap"):
+    with caplog.at_level(logging.WARNING, logger="moodops.components.datasets.deap.deap"):
         ds = Deap(face_root, modalities=("face",))
         assert ds.subjects() == [1]
         assert ds.subjects() == [1]
@@ -359,7 +359,7 @@ def test_check_counts_missing_face_values(face_root, caplog):
     assert rows[2]["missing"]["face"]["missing"] >= 2 and rows[2]["missing"]["face"]["windows_missing"] >= 2
     assert rows[1]["missing"]["face"]["missing"] == 0
     (face_root / "face" / "s02" / "s02_trial03.csv").unlink()
-    with caplog.at_level(logging.WARNING, logger="moodops.components.datasets.deap"):
+    with caplog.at_level(logging.WARNING, logger="moodops.components.datasets.deap.deap"):
         rows = Deap(face_root).check()
     assert [r["subject"] for r in rows] == [1, 2, 3] and "face" not in rows[1]["missing"]
     assert "subject 2 has no complete face data" in caplog.text and "s02_trial03.csv" in caplog.text

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from moodops.components.datasets import DATASETS
-from moodops.components.datasets import eegmmidb as eegmmidb_module
-from moodops.components.datasets.edf import write_edf
-from moodops.components.datasets.eegmmidb import (
+from moodops.components.datasets.eegmmidb import eegmmidb as eegmmidb_module
+from moodops.components.datasets.formats.edf import write_edf
+from moodops.components.datasets.eegmmidb.eegmmidb import (
     CHANNELS,
     EDF_LABELS,
     Eegmmidb,
@@ -22,7 +22,7 @@ from moodops.components.datasets.eegmmidb import (
     preprocess,
     segments,
 )
-from moodops.components.datasets.synthetic_eegmmidb import write_synthetic_eegmmidb
+from moodops.components.datasets.eegmmidb.synthetic_eegmmidb import write_synthetic_eegmmidb
 from moodops.components.errors import ConfigError, DataError
 from moodops.components.types import Recording
 
@@ -173,7 +173,7 @@ def test_tampered_listed_file_is_refused_before_mne_reads_it(synthetic_root, tmp
 
 def test_verify_off_reads_a_tampered_file_with_a_warning(synthetic_root, tmp_path, caplog):
     root = tampered_root(synthetic_root, tmp_path)
-    with caplog.at_level(logging.WARNING, logger="moodops.components.datasets.eegmmidb"):
+    with caplog.at_level(logging.WARNING, logger="moodops.components.datasets.eegmmidb.eegmmidb"):
         recs = Eegmmidb(root, runs=[3], verify=False).load_subject(1)
     assert len(recs) == 1 and recs[0].data.shape == (64, SECONDS * 160)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]

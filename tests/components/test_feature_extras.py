@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moodops.components.datasets.deap import Deap
+from moodops.components.datasets.deap.deap import Deap
 from moodops.components.errors import ConfigError, DataError
 from moodops.components.features import FeatureCache, FeatureConfig, build_features, make_sequences
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from moodops.components.datasets.deap import Deap
-from moodops.components.datasets.legacy_pickle import dump_py2
-from moodops.components.datasets.synthetic_deap import synthesize_subject
+from moodops.components.datasets.deap.deap import Deap
+from moodops.components.datasets.formats.legacy_pickle import dump_py2
+from moodops.components.datasets.deap.synthetic_deap import synthesize_subject
 from moodops.components.errors import ConfigError, UnknownNameError
 from moodops.components.features import (
     DEFAULT_BANDS,

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from moodops.components.datasets.deap import LABEL_NAMES, Deap
+from moodops.components.datasets.deap.deap import LABEL_NAMES, Deap
 from moodops.components.errors import ConfigError, UnknownNameError
 from moodops.components.features import FeatureConfig, build_features, make_sequences
 from moodops.components.protocols import (

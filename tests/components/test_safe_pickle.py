@@ -9,8 +9,8 @@ import pickle
 import numpy as np
 import pytest
 
-from moodops.components.datasets.legacy_pickle import dump_py2
-from moodops.components.datasets.safe_pickle import load_pickle, loads_pickle
+from moodops.components.datasets.formats.legacy_pickle import dump_py2
+from moodops.components.datasets.formats.safe_pickle import load_pickle, loads_pickle
 from moodops.components.errors import DataError
 
 

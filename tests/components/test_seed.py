@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from moodops.components.datasets.seed import (
+from moodops.components.datasets.seed.seed import (
     BANDS,
     CHANNELS,
     N_EYE_FEATURES,
@@ -19,7 +19,7 @@ from moodops.components.datasets.seed import (
     Seed,
     SeedIV,
 )
-from moodops.components.datasets.synthetic_seed import (
+from moodops.components.datasets.seed.synthetic_seed import (
     SEED_IV_EYE_FEATURES,
     SEED_LABELS,
     lds_smooth,

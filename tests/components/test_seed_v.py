@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moodops.components.datasets.seed_v import (
+from moodops.components.datasets.seed.seed_v import (
     CHANNELS,
     CLASS_NAMES,
     EEG_DIR,
@@ -24,7 +24,7 @@ from moodops.components.datasets.seed_v import (
     SeedV,
     read_npz_pickles,
 )
-from moodops.components.datasets.synthetic_seed_v import (
+from moodops.components.datasets.seed.synthetic_seed_v import (
     SEED_V_EYE_FEATURES,
     synthesize_subject_seed_v,
     write_synthetic_seed_v,

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy.stats import skew
 
-from moodops.components.datasets.seed import N_EYE_FEATURES, SEED_IV_SESSION_LABELS, SEED_IV_TRIALS
-from moodops.components.datasets.seed_v import N_EYE, SESSION_LABELS, TRIALS_PER_SESSION
-from moodops.components.datasets.synthetic_seed import (
+from moodops.components.datasets.seed.seed import N_EYE_FEATURES, SEED_IV_SESSION_LABELS, SEED_IV_TRIALS
+from moodops.components.datasets.seed.seed_v import N_EYE, SESSION_LABELS, TRIALS_PER_SESSION
+from moodops.components.datasets.seed.synthetic_seed import (
     EYE_LATENTS,
     EYE_NAN_RATE,
     SEED_IV_EYE_FEATURES,
@@ -21,7 +21,7 @@ from moodops.components.datasets.synthetic_seed import (
     synthesize_eye_session,
     synthesize_seed_iv_subject,
 )
-from moodops.components.datasets.synthetic_seed_v import SEED_V_EYE_FEATURES, synthesize_subject_seed_v
+from moodops.components.datasets.seed.synthetic_seed_v import SEED_V_EYE_FEATURES, synthesize_subject_seed_v
 
 IV = {name: j for j, name in enumerate(SEED_IV_EYE_FEATURES)}
 V = {name: j for j, name in enumerate(SEED_V_EYE_FEATURES)}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
 
 MOODOPS = str(Path(sys.executable).with_name("moodops"))
 N_SUBJECTS = 4

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from moodops.components.datasets.seed import SeedIV
-from moodops.components.datasets.synthetic_seed import write_synthetic_seed_iv
+from moodops.components.datasets.seed.seed import SeedIV
+from moodops.components.datasets.seed.synthetic_seed import write_synthetic_seed_iv
 from moodops.orchestrator.datacmd import MISSING_HANDLING, CheckReport, MissingValues, check
 
 MOODOPS = str(Path(sys.executable).with_name("moodops"))

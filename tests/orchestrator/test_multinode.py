@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
 
 BIN = Path(sys.executable).parent
 N_SUBJECTS = 6

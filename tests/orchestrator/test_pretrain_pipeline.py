@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from moodops.components.datasets.synthetic_eegmmidb import write_synthetic_eegmmidb
+from moodops.components.datasets.eegmmidb.synthetic_eegmmidb import write_synthetic_eegmmidb
 
 MOODOPS = str(Path(sys.executable).with_name("moodops"))
 SMALL = '{"dim": 16, "heads": 2, "depth": 1, "decoder_dim": 16, "decoder_heads": 2}'
@@ -216,7 +216,7 @@ def test_every_preset_parses_and_states_its_source():
 def test_raw_eeg_is_mapped_by_name_and_resampled_only_when_asked():
     import pyarrow as pa
 
-    from moodops.components.datasets.deap import EEG_CHANNELS
+    from moodops.components.datasets.deap.deap import EEG_CHANNELS
     from moodops.components.types import FeatureSet
     from moodops.orchestrator.config import RunConfig
     from moodops.orchestrator.run import Reporter, adapt_raw_for_encoder

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moodops.components.datasets.synthetic_deap import write_synthetic_deap
+from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
 from moodops.components.errors import ConfigError
 from moodops.orchestrator.config import RunConfig
 from moodops.orchestrator.space import SPACES_DIR, load_space

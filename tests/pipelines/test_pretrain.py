@@ -129,7 +129,7 @@ def test_mbsm_on_real_eegmmidb_lowers_the_masked_loss():
     """S001's verified runs R03-R14: preprocess as Mood Reader, pretrain a tiny encoder, held-out loss falls."""
     from pathlib import Path
 
-    from moodops.components.datasets.eegmmidb import Eegmmidb, Preprocess, preprocess, segments
+    from moodops.components.datasets.eegmmidb.eegmmidb import Eegmmidb, Preprocess, preprocess, segments
 
     root = Path(__file__).resolve().parents[3] / "shared" / "data" / "eegmmidb"
     dataset = Eegmmidb(root, runs=list(range(3, 15)))

@@ -123,7 +123,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moodops.components.datasets.seed import (
+from moodops.components.datasets.seed.seed import (
     BANDS,
     CHANNELS,
     N_CHANNELS,

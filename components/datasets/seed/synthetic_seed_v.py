@@ -6,7 +6,7 @@ pickled dict keyed 0–44 (15 clips × 3 sessions). By default the pickle is
 stored as a 0-d bytes array, as the release does (``pickle.loads(npz['data'])``
 reads it); ``container="object"`` stores a 0-d object array instead (what
 ``np.savez`` with ``allow_pickle`` writes for a dict). Labels follow SEED-V's
-clip order per session (:data:`~moodops.components.datasets.seed_v.SESSION_LABELS`,
+clip order per session (:data:`~moodops.components.datasets.seed.seed_v.SESSION_LABELS`,
 3 clips per emotion) and are repeated per window; each clip gets
 ``windows_per_trial`` 4-s windows (uniform in the inclusive range).
 
@@ -17,13 +17,13 @@ Signal model (per subject):
    (σ 0.3), a per-clip offset (σ 0.15) and per-window noise (σ 0.35, slightly
    autocorrelated over windows).
 2. Eye ``(W, 33)``: SEED-V's 33 features (:data:`SEED_V_EYE_FEATURES`):
-   SEED-IV's 31 (:data:`~moodops.components.datasets.synthetic_seed.SEED_IV_EYE_FEATURES`)
+   SEED-IV's 31 (:data:`~moodops.components.datasets.seed.synthetic_seed.SEED_IV_EYE_FEATURES`)
    with the blink duration mean and SD after the fixation durations, the
    order of the eye-feature table of the SEED-IV and SEED-V papers (Zheng et
    al. 2019, Liu et al. 2021; 12 pupil, 4 dispersion, 2 fixation, 2 blink, 4
    saccade, 9 event statistics). This reading of the order is not confirmed
    against the release's files. They come from the same generator as
-   SEED-IV's (:func:`~moodops.components.datasets.synthetic_seed.synthesize_eye_session`):
+   SEED-IV's (:func:`~moodops.components.datasets.seed.synthetic_seed.synthesize_eye_session`):
    log-scale states with subject levels, session offsets, drift within each
    session (fatigue), offsets per film clip shared by every subject, AR(1)
    window noise; event counts per window; log-normal (right-skewed) window
@@ -66,7 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moodops.components.datasets.seed_v import (
+from moodops.components.datasets.seed.seed_v import (
     CHANNELS,
     DE_LAYOUTS,
     EEG_DIR,
@@ -76,7 +76,7 @@ from moodops.components.datasets.seed_v import (
     SESSION_LABELS,
     TRIALS_PER_SESSION,
 )
-from moodops.components.datasets.synthetic_seed import (
+from moodops.components.datasets.seed.synthetic_seed import (
     EYE_LATENTS,
     EYE_NAN_RATE,
     SEED_IV_EYE_FEATURES,

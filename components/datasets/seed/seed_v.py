@@ -49,7 +49,7 @@ import numpy as np
 
 from moodops.components.datasets.base import Dataset
 from moodops.components.datasets.missing import NAN_REFUSED, missing_counts
-from moodops.components.datasets.safe_pickle import loads_pickle
+from moodops.components.datasets.formats.safe_pickle import loads_pickle
 from moodops.components.errors import ConfigError, DataError, invalid_choice
 from moodops.components.types import Recording
 

@@ -42,8 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from moodops.components.datasets.edf import write_edf
-from moodops.components.datasets.eegmmidb import (
+from moodops.components.datasets.formats.edf import write_edf
+from moodops.components.datasets.eegmmidb.eegmmidb import (
     CHANNELS,
     EDF_LABELS,
     FIRST_SYNTHETIC_SUBJECT,

@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moodops.components.datasets.deap import (
+from moodops.components.datasets.deap.deap import (
     BASELINE_S,
     EEG_CHANNELS,
     FACE_AUS,
@@ -68,7 +68,7 @@ from moodops.components.datasets.deap import (
     RATINGS_FILE,
     SFREQ,
 )
-from moodops.components.datasets.legacy_pickle import dump_py2
+from moodops.components.datasets.formats.legacy_pickle import dump_py2
 from moodops.components.errors import ConfigError
 
 # (label index, band (lo, hi) Hz, channels, sign, weight)
