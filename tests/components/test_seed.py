@@ -249,7 +249,8 @@ def test_seed_check(seed_master):
     row = rows[0]
     assert list(row) == ["subject", "sessions", "trials", "seconds", "windows", "features",
                          "negative_share", "neutral_share", "positive_share", "missing"]
-    assert row["missing"] == {"eeg": "refused"}
+    assert row["missing"]["eeg"] == "refused"  # the synthetic SEED has eye files: their NaN are counted
+    assert row["missing"]["eye"]["values"] == row["missing"]["eye"]["windows"] * 33
     assert (row["sessions"], row["trials"], row["features"]) == (3, 45, "de_LDS+de_movingAve")
     assert row["windows"] == sum(r.data.shape[1] // 200 for r in recordings)
     assert row["seconds"] == pytest.approx(sum(r.data.shape[1] for r in recordings) / 200, abs=0.01)
@@ -268,9 +269,9 @@ def test_seed_targets():
     with pytest.raises(ConfigError, match="'label'"):
         ds.make_targets({"emotion": np.array([1.0])}, "valence")
     assert (Seed.modalities, Seed.precomputed, Seed.label_names, Seed.targets) == (
-        ("eeg", "raw_eeg"), ("de_LDS", "de_movingAve"), ("emotion",), ("emotion",))
-    with pytest.raises(ConfigError, match="no modality eye"):
-        Seed("/nonexistent", modalities=("eeg", "eye"))
+        ("eeg", "raw_eeg", "eye"), ("de_LDS", "de_movingAve"), ("emotion",), ("emotion",))
+    with pytest.raises(ConfigError, match="no modality face"):
+        Seed("/nonexistent", modalities=("eeg", "face"))
 
 
 # --------------------------------------------------------------------------- SEED: hand-built files

@@ -13,16 +13,69 @@ SEED. 15 subjects × 3 sessions × 15 film clips (trials), 62-channel EEG.
   among them ``de_LDS<k>`` and ``de_movingAve<k>``: differential entropy on
   1-s windows, ``(62, windows, 5 bands)``, smoothed over time by a linear
   dynamic system or a moving average. ``ExtractedFeatures/label.mat`` is read
-  when ``Preprocessed_EEG/`` is absent.
+  when ``Preprocessed_EEG/`` is absent. The root may also be the release's
+  ``SEED/`` folder holding ``SEED_EEG/`` (then ``SEED_EEG/`` is read).
+- Eye movements (modality ``eye``, read only when requested), from the
+  release's second part, ``SEED_Multimodal``. Only subjects 1–5 and 8–14
+  have them (:data:`SEED_EYE_SUBJECTS`; 6, 7 and 15 have EEG only):
 
-SEED-IV. 15 subjects × 3 sessions × 24 trials; the release used here ships
-features only (no raw EEG):
+  ``SEED_Multimodal/Chinese/04-Eye-tracking-feature/eye_tracking_feature/{subject}_{session}``
+  — one file per subject and session (no extension; session 1–3, taken to be
+  the date order of ``Preprocessed_EEG``), a pickled dict with
+  ``train_data_eye`` ``(windows, 33)`` — the 4-s windows of clips 1–9, back
+  to back in clip order — and ``test_data_eye`` — those of clips 10–15
+  (other keys are ignored). A clip of T seconds has ``floor(T / 4)``
+  windows, the windows of the release's ``02-EEG-DE-feature/eeg_used_4s``
+  EEG features; that splits the rows into clips, and rows that do not add up
+  are a :class:`DataError`. The 33 columns are the eye-feature set of SEED-V
+  (pupil diameter, dispersion, fixation, saccade, blink statistics); NaN is
+  kept (imputed later on training data), infinity refused. The folder is
+  looked for in the root and in the folder above it (``SEED/SEED_EEG`` as
+  root finds ``SEED/SEED_Multimodal``), or given as ``eye_dir``.
+
+  Alignment: EEG feature window k of length w (``window_s`` for features
+  computed from ``Preprocessed_EEG``, 1 s for ``ExtractedFeatures``) covers
+  ``[k·w, (k+1)·w)`` of the clip; it takes the nan-mean of the 4-s rows whose
+  centre lies in it, or, when none does (w < 4 s), the row whose window
+  holds its own centre. Windows after the clip's last whole 4-s window
+  (its last 0–3 s) are NaN.
+
+  Sources followed: the SEED page (https://bcmi.sjtu.edu.cn/home/seed/seed.html:
+  "1st-5th and 8th-14th subjects (12 subjects) have EEG and eye movement
+  data while the 6th, 7th and 15th subjects only have EEG data"; parts
+  SEED_EEG and SEED_Multimodal); the lab's own fusion code shipped with the
+  release (github.com/csliuwei/CrossCultureCode, ``DCCA-AM/chinese_dcca_attention.py``:
+  ``eye_dir = "../../04-Eye-tracking-feature/eye_tracking_feature"``, read
+  with ``pickle.load``, ``eye_input_dim = 33``, paired with ``eeg_used_4s``);
+  public loaders of the release (``pickle.load(open(eye_dir/f"{sub}_{session}"))``,
+  ``eye_data['train_data_eye']`` / ``['test_data_eye']`` for subjects
+  1–5, 8–14 and sessions 1–3, 499 training windows per session = the sum
+  of ``floor(T/4)`` over clips 1–9); and a published directory listing of a
+  release copy (``SEED_Multimodal/Chinese/{01-EEG-raw, 02-EEG-DE-feature/eeg_used_1s|eeg_used_4s,
+  03-Eye-tracking-excel, 04-Eye-tracking-feature/eye_tracking_feature/10_1 …}``).
+  The release's README.pdf was not available; the column order of the 33
+  features and the session numbering are our reading, not checked on the
+  real files.
+
+SEED-IV. 15 subjects × 3 sessions × 24 trials:
 
 - ``eeg_feature_smooth/{session}/{subject}_{date}.mat`` — ``de_LDS<k>`` and
   ``de_movingAve<k>`` (k = 1–24), ``(62, windows, 5)`` on 4-s windows;
 - ``eye_feature_smooth/{session}/{subject}_{date}.mat`` — ``eye_<k>``,
   ``(31, windows)``, the same windows as the EEG features (NaN allowed: a
   window without, e.g., a blink has no blink statistics);
+- ``eeg_raw_data/{session}/{subject}_{date}.mat`` (optional; a copy with
+  features only has none) — the raw EEG, keys ``<initials>_eeg<k>``
+  (k = 1–24; the SEED-IV page's example is ``cz_eeg1``; the initials differ
+  between subjects, as in SEED's ``Preprocessed_EEG``), ``(62, samples)`` at
+  200 Hz: the SEED-IV page says the raw EEG is "downsampled to a 200 Hz
+  sampling rate", and trial lengths agree (session 1 trial 1 has 33,601
+  samples, 168 s at 200 Hz = the 42 4-s windows of its ``de_LDS1``; public
+  loaders use 800 samples as 4 s). Read by :meth:`SeedIV.load_subject` at
+  ``raw_sfreq`` (200) and passed through
+  :func:`~moodops.components.datasets.preprocess.preprocess` (band-pass
+  0.1–70 Hz, 50 Hz notch, resampled to 200 Hz when stored at another rate);
+  ``eye`` rows are then spread over the feature windows as for SEED.
 - labels are fixed per session (:data:`SEED_IV_SESSION_LABELS`): 0 neutral,
   1 sad, 2 fear, 3 happy.
 
@@ -32,19 +85,26 @@ line naming the file and the key or value at fault.
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
+import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from moodops.components.datasets.base import Dataset
+from moodops.components.datasets.formats.safe_pickle import load_pickle
 from moodops.components.datasets.missing import NAN_REFUSED, missing_counts
+from moodops.components.datasets.preprocess import Preprocess, preprocess
 from moodops.components.errors import ConfigError, DataError, invalid_choice
 from moodops.components.features.spectral import DEFAULT_BANDS
 from moodops.components.types import Recording
+
+logger = logging.getLogger(__name__)
 
 #: The 62 electrodes of SEED and SEED-IV in the order of the ``(62, …)`` arrays.
 CHANNELS = (
@@ -67,12 +127,26 @@ SEED_TRIALS = 15
 SEED_CLASSES = ("negative", "neutral", "positive")  # label value + 1
 SEED_RAW_DIR = "Preprocessed_EEG"
 SEED_FEATURE_DIR = "ExtractedFeatures"
+#: The folder of the release's first part (Preprocessed_EEG/, ExtractedFeatures_*/ …) inside ``SEED/``.
+SEED_EEG_PART = "SEED_EEG"
+#: Where the eye-movement features lie, from the release's ``SEED/`` folder.
+SEED_EYE_DIR = ("SEED_Multimodal", "Chinese", "04-Eye-tracking-feature", "eye_tracking_feature")
+#: The subjects with eye movements (the SEED page: 1st-5th and 8th-14th).
+SEED_EYE_SUBJECTS = (1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14)
+N_SEED_EYE_FEATURES = 33
+#: The eye file's two arrays: (key, first clip, last clip).
+SEED_EYE_PARTS = (("train_data_eye", 1, 9), ("test_data_eye", 10, 15))
+#: Both releases' eye features are on 4-s windows.
+EYE_WINDOW_S = 4.0
 
 SEED_IV_WINDOW_S = 4.0
 SEED_IV_TRIALS = 24
 SEED_IV_CLASSES = ("neutral", "sad", "fear", "happy")  # label value
 SEED_IV_EEG_DIR = "eeg_feature_smooth"
 SEED_IV_EYE_DIR = "eye_feature_smooth"
+SEED_IV_RAW_DIR = "eeg_raw_data"
+#: The rate of ``eeg_raw_data`` as the release documents it.
+SEED_IV_RAW_SFREQ = 200.0
 N_EYE_FEATURES = 31
 #: Session → the emotion of trials 1–24 (0 neutral, 1 sad, 2 fear, 3 happy), from the SEED-IV readme.
 SEED_IV_SESSION_LABELS: dict[int, tuple[int, ...]] = {
@@ -211,6 +285,110 @@ def _class_shares(classes: tuple[str, ...], indices: list[int], windows: list[in
     return {f"{c}_share": round(float(counts[i]) / total, 3) for i, c in enumerate(classes)}
 
 
+
+
+def iter_raw_trials(path: Path, n_trials: int, sfreq: float) -> Iterator[tuple[int, str, np.ndarray]]:
+    """One raw-EEG session file → (trial k, key, float32 (62, samples)) in trial order, one variable at a time.
+
+    Keys ``<initials>_eeg<k>``, k = 1..n_trials. Every trial must be there, hold
+    at least 1 s at ``sfreq`` and only finite values; the check for missing
+    trials comes after the present ones were read.
+    """
+    keys, prefix = trial_keys(path, mat_names(path), _RAW_KEY_RE, n_trials, "{prefix}_eeg{k}")
+    for k, key in keys.items():
+        arrays = read_mat(path, [key])
+        if key not in arrays:
+            raise DataError(f"{path}: key '{key}' is listed but could not be read")
+        eeg = _numeric(path, key, arrays.pop(key))
+        if eeg.ndim != 2 or eeg.shape[0] != N_CHANNELS:
+            raise DataError(f"{path}: '{key}' has shape {eeg.shape}, expected ({N_CHANNELS}, samples)")
+        if eeg.shape[1] < int(sfreq):
+            raise DataError(f"{path}: '{key}' has {eeg.shape[1]} samples, fewer than 1 s at {sfreq:g} Hz")
+        _first_nonfinite(path, key, eeg)
+        yield k, key, np.ascontiguousarray(eeg, dtype=np.float32)
+    require_trials(path, keys, n_trials, "{prefix}_eeg{k}", prefix)
+
+
+def eye_windows(rows: np.ndarray, n_windows: int, window_s: float, eye_window_s: float = EYE_WINDOW_S
+                ) -> np.ndarray:
+    """Eye features of back-to-back ``eye_window_s`` windows → one row per ``window_s`` EEG window.
+
+    Parameters
+    ----------
+    rows : ndarray, shape (n_rows, n_features)
+        One trial's eye features; row j covers ``[j·e, (j+1)·e)`` s, e = ``eye_window_s``.
+    n_windows : int
+        The trial's EEG feature windows; window k covers ``[k·w, (k+1)·w)``, w = ``window_s``.
+
+    Returns
+    -------
+    ndarray, shape (n_windows, n_features), float32
+        Window k: the nan-mean of the rows whose centre lies in it; when none
+        does (w < e), the row whose window holds the EEG window's centre; NaN
+        after the last row.
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    out = np.full((n_windows, rows.shape[1]), np.nan)
+    eps = 1e-9  # window edges are exact multiples; keep a centre on an edge in the later window
+    centres = (np.arange(len(rows)) + 0.5) * eye_window_s
+    k = np.floor(centres / window_s + eps).astype(np.int64)
+    keep = k < n_windows
+    k, kept = k[keep], rows[keep]
+    present = ~np.isnan(kept)
+    sums = np.zeros_like(out)
+    counts = np.zeros_like(out)
+    np.add.at(sums, k, np.where(present, kept, 0.0))
+    np.add.at(counts, k, present)
+    filled = np.zeros(n_windows, dtype=bool)
+    filled[k] = True
+    with np.errstate(invalid="ignore"):
+        out[filled] = sums[filled] / counts[filled]  # 0/0: every row of that feature NaN
+    empty = np.flatnonzero(~filled)
+    j = np.floor((empty + 0.5) * window_s / eye_window_s + eps).astype(np.int64)
+    inside = j < len(rows)
+    out[empty[inside]] = rows[j[inside]]
+    return out.astype(np.float32)
+
+
+def read_seed_eye(path: Path, clip_windows: list[int], eeg_path: Path) -> list[np.ndarray]:
+    """One SEED eye file → the 15 clips' 4-s rows, float32 ``(clip_windows[k], 33)`` each, NaN kept.
+
+    ``clip_windows`` are the clips' whole 4-s windows from the EEG of
+    ``eeg_path`` (named in the error when the rows do not add up).
+    """
+    obj = load_pickle(path)
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: holds a {type(obj).__name__}, expected a dict with "
+                        f"{' and '.join(repr(key) for key, _, _ in SEED_EYE_PARTS)}")
+    out: list[np.ndarray] = []
+    for key, first, last in SEED_EYE_PARTS:
+        if key not in obj:
+            raise DataError(f"{path}: missing key '{key}' (keys: {_listing(sorted(map(str, obj)))})")
+        rows = _numeric(path, key, obj[key])
+        if rows.ndim != 2 or rows.shape[1] != N_SEED_EYE_FEATURES:
+            raise DataError(f"{path}: '{key}' has shape {rows.shape}, expected (windows, {N_SEED_EYE_FEATURES})")
+        expected = clip_windows[first - 1:last]
+        if len(rows) != sum(expected):
+            raise DataError(f"{path}: '{key}' has {len(rows)} rows but clips {first}-{last} of {eeg_path} have "
+                            f"{sum(expected)} whole 4-s windows ({'+'.join(map(str, expected))})")
+        _first_nonfinite(path, key, rows, allow_nan=True)
+        out.extend(np.split(rows.astype(np.float32), np.cumsum(expected)[:-1]))
+    return out
+
+
+def _window_length(window_s: float | None) -> float:
+    """The ``window_s`` option: the EEG feature windows the eye rows are spread over (None: 1 s)."""
+    value = 1.0 if window_s is None else window_s
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or int(round(value * SEED_SFREQ)) < 2:
+        raise ConfigError(f"The 'window_s' parameter must give at least 2 samples at {SEED_SFREQ:g} Hz. "
+                          f"Got {window_s} instead.")
+    return value
+
+
 # --------------------------------------------------------------------------- SEED
 
 
@@ -221,11 +399,22 @@ class Seed(Dataset):
     ----------
     root : path
         The folder holding ``Preprocessed_EEG/`` and/or ``ExtractedFeatures/``
-        (or one of those folders itself).
+        (or one of those folders itself, or the release's ``SEED/`` holding
+        ``SEED_EEG/``).
     subjects : list of int, optional
         Subject numbers (1–15); all present subjects by default.
     modalities : sequence of str
-        ``eeg`` / ``raw_eeg`` (SEED has no other modality).
+        ``eye`` adds ``extra["eye"]`` ``(n_windows, 33)`` float32 to every
+        recording (see the module docstring) and leaves out, with a logged
+        warning naming them, the subjects without eye files (6, 7 and 15 in
+        the release). Eye files are opened only when ``eye`` is requested.
+    window_s : float
+        Length of the EEG feature windows computed from ``Preprocessed_EEG``
+        (1 s), over which the eye rows are spread; only used for ``eye``
+        (``load_precomputed`` always uses the release's 1-s windows).
+    eye_dir : path, optional
+        The ``eye_tracking_feature/`` folder, when it is not where the release
+        puts it.
 
     ``load_subject`` reads ``Preprocessed_EEG`` (raw EEG, float32, one file at
     a time); ``load_precomputed(subject, "de_LDS" | "de_movingAve")`` reads
@@ -237,23 +426,32 @@ class Seed(Dataset):
     eeg_channels: ClassVar[tuple[str, ...]] = CHANNELS
     eeg_sfreq: ClassVar[float | None] = SEED_SFREQ
     per_subject_train_trials: ClassVar[int | None] = 9  # 9 train / 6 test per session, as published
-    modalities: ClassVar[tuple[str, ...]] = ("eeg", "raw_eeg")
+    modalities: ClassVar[tuple[str, ...]] = ("eeg", "raw_eeg", "eye")
+    option_names: ClassVar[tuple[str, ...]] = ("window_s",)
     precomputed: ClassVar[tuple[str, ...]] = PRECOMPUTED
     label_names: ClassVar[tuple[str, ...]] = LABEL_NAMES
     targets: ClassVar[tuple[str, ...]] = LABEL_NAMES
     class_names: ClassVar[tuple[str, ...]] = SEED_CLASSES
 
-    def __init__(self, root: str | Path, subjects=None, modalities=()) -> None:
+    def __init__(self, root: str | Path, subjects=None, modalities=(), window_s: float | None = 1.0,
+                 eye_dir: str | Path | None = None) -> None:
         super().__init__(root, subjects, modalities)
+        self.window_s = _window_length(window_s)
+        self.eye_dir = None if eye_dir is None else Path(eye_dir).expanduser()
         self._scans: dict[Path, dict[int, list[tuple[int, Path]]]] = {}
         self._labels: np.ndarray | None = None
+        self._warned: set[int] = set()
 
     # -- layout
 
     @property
     def base(self) -> Path:
-        if self.root.name in (SEED_RAW_DIR, SEED_FEATURE_DIR) and not (self.root / SEED_RAW_DIR).is_dir():
+        if (self.root / SEED_RAW_DIR).is_dir() or (self.root / SEED_FEATURE_DIR).is_dir():
+            return self.root
+        if self.root.name in (SEED_RAW_DIR, SEED_FEATURE_DIR):
             return self.root.parent
+        if (self.root / SEED_EEG_PART).is_dir():
+            return self.root / SEED_EEG_PART
         return self.root
 
     @property
@@ -263,6 +461,43 @@ class Seed(Dataset):
     @property
     def feature_dir(self) -> Path:
         return self.base / SEED_FEATURE_DIR
+
+    @property
+    def wants_eye(self) -> bool:
+        return "eye" in self.requested_modalities
+
+    def eye_folder(self) -> Path | None:
+        """The ``eye_tracking_feature/`` folder: ``eye_dir``, else in the root or the folder above it."""
+        if self.eye_dir is not None:
+            return self.eye_dir if self.eye_dir.is_dir() else None
+        for top in (self.base, self.base.parent):
+            candidate = top.joinpath(*SEED_EYE_DIR)
+            if candidate.is_dir():
+                return candidate
+        return None
+
+    def _eye_folder(self) -> Path:
+        folder = self.eye_folder()
+        if folder is None:
+            where = (str(self.eye_dir) if self.eye_dir is not None
+                     else f"{'/'.join(SEED_EYE_DIR)} in {self.base} or {self.base.parent}")
+            raise DataError(f"{where}: SEED eye-movement folder not found (needed for the 'eye' modality; "
+                            "the release keeps it in its SEED_Multimodal part, beside SEED_EEG)")
+        return folder
+
+    @classmethod
+    def present_modalities(cls, root: str | Path) -> tuple[str, ...]:
+        """Without the ``eye_tracking_feature/`` folder there is no eye modality."""
+        has_eye = cls(root).eye_folder() is not None
+        return tuple(m for m in cls.modalities if m != "eye" or has_eye)
+
+    def eye_files(self, subject: int) -> list[Path]:
+        """The subject's eye files of sessions 1–3 (``{subject}_{session}``, no extension)."""
+        return [self._eye_folder() / f"{subject}_{session}" for session in range(1, N_SESSIONS + 1)]
+
+    def missing_eye_files(self, subject: int) -> list[str]:
+        """The names of the subject's eye files that are not there (none: its eye data are complete)."""
+        return [p.name for p in self.eye_files(subject) if not p.is_file()]
 
     def _scan(self, folder: Path) -> dict[int, list[tuple[int, Path]]]:
         if folder not in self._scans:
@@ -284,6 +519,25 @@ class Seed(Dataset):
             folders = " or ".join(str(f) for f in (self.raw_dir, self.feature_dir) if f.is_dir())
             raise DataError(f"{folders}: no SEED subject files ({{subject}}_{{date}}.mat, e.g. 1_20131027.mat)")
         return dict(sorted(found.items()))
+
+    def subjects(self) -> list[int]:
+        """Requested ∩ available subjects; with ``eye``, only those with their three eye files."""
+        subjects = super().subjects()
+        if not self.wants_eye:
+            return subjects
+        missing = {s: self.missing_eye_files(s) for s in subjects}
+        kept = [s for s in subjects if not missing[s]]
+        left_out = [s for s in subjects if missing[s] and s not in self._warned]
+        if left_out:
+            self._warned.update(left_out)
+            logger.warning("SEED subject%s %s left out (eye requested; the release has eye movements for subjects "
+                           "1-5 and 8-14 only): %s lacks %s", "s" if len(left_out) > 1 else "",
+                           ", ".join(map(str, left_out)), self._eye_folder(),
+                           ", ".join(name for s in left_out for name in missing[s]))
+        if not kept:
+            raise DataError(f"{self._eye_folder()}: no selected SEED subject has eye-movement files "
+                            f"(subjects {', '.join(map(str, subjects))})")
+        return kept
 
     def session_files(self, subject: int, folder: Path) -> list[Path]:
         """The subject's 3 files in ``folder``, in date (= session) order."""
@@ -311,7 +565,12 @@ class Seed(Dataset):
             raise DataError(f"{self.root}: subject {subject} not found")
         files = [p for folder in (self.raw_dir, self.feature_dir) for _, p in self._scan(folder).get(subject, [])]
         label = self.label_file()
+        if self.wants_eye and not self.missing_eye_files(subject):
+            files += self.eye_files(subject)
         return sorted(files + ([label] if label.is_file() else []))
+
+    def options(self) -> dict[str, Any]:
+        return {"window_s": self.window_s} if self.wants_eye else {}
 
     # -- reading
 
@@ -336,31 +595,30 @@ class Seed(Dataset):
 
     def read_raw_file(self, path: Path) -> list[np.ndarray]:
         """One session file → its 15 trials as float32 (62, samples), read one variable at a time."""
-        keys, prefix = trial_keys(path, mat_names(path), _RAW_KEY_RE, SEED_TRIALS, "{prefix}_eeg{k}")
-        out = {}
-        for k, key in keys.items():
-            arrays = read_mat(path, [key])
-            if key not in arrays:
-                raise DataError(f"{path}: key '{key}' is listed but could not be read")
-            eeg = _numeric(path, key, arrays.pop(key))
-            if eeg.ndim != 2 or eeg.shape[0] != N_CHANNELS:
-                raise DataError(f"{path}: '{key}' has shape {eeg.shape}, expected ({N_CHANNELS}, samples)")
-            if eeg.shape[1] < int(SEED_SFREQ * SEED_WINDOW_S):
-                raise DataError(f"{path}: '{key}' has {eeg.shape[1]} samples, fewer than 1 s at {SEED_SFREQ:g} Hz")
-            _first_nonfinite(path, key, eeg)
-            out[k] = np.ascontiguousarray(eeg, dtype=np.float32)
-            del eeg
-        require_trials(path, out, SEED_TRIALS, "{prefix}_eeg{k}", prefix)
-        return list(out.values())
+        return [eeg for _, _, eeg in iter_raw_trials(path, SEED_TRIALS, SEED_SFREQ)]
+
+    def read_eye(self, subject: int, session: int, eeg_path: Path, clip_windows: list[int]) -> list[np.ndarray]:
+        """One session's eye rows per clip (4-s windows, NaN kept), checked against the EEG's clip lengths."""
+        missing = self.missing_eye_files(subject)
+        if missing:
+            raise DataError(f"{self._eye_folder()}: SEED subject {subject} has no complete eye data "
+                            f"(no {', '.join(missing)})")
+        return read_seed_eye(self.eye_files(subject)[session - 1], clip_windows, eeg_path)
 
     def load_subject(self, subject: int) -> list[Recording]:
         labels = self.labels()
+        win = int(round(self.window_s * SEED_SFREQ))
+        eye_win = int(EYE_WINDOW_S * SEED_SFREQ)
         recordings = []
         for session, path in enumerate(self.session_files(subject, self.raw_dir), start=1):
-            for k, eeg in enumerate(self.read_raw_file(path), start=1):
+            trials = self.read_raw_file(path)
+            eyes = (self.read_eye(subject, session, path, [x.shape[1] // eye_win for x in trials])
+                    if self.wants_eye else [])
+            for k, eeg in enumerate(trials, start=1):
+                extra = {"eye": eye_windows(eyes[k - 1], eeg.shape[1] // win, self.window_s)} if eyes else {}
                 recordings.append(Recording(
                     subject=subject, session=session, trial=k, data=eeg, sfreq=SEED_SFREQ, ch_names=CHANNELS,
-                    labels={"emotion": float(labels[k - 1])},
+                    labels={"emotion": float(labels[k - 1])}, extra=extra,
                 ))
         return recordings
 
@@ -368,12 +626,17 @@ class Seed(Dataset):
         if name not in self.precomputed:
             raise ConfigError(invalid_choice("precomputed", name, self.precomputed))
         labels = self.labels()
+        per_eye_window = int(EYE_WINDOW_S / SEED_WINDOW_S)
         recordings = []
         for session, path in enumerate(self.session_files(subject, self.feature_dir), start=1):
-            for k, (_, de) in read_de(path, name, SEED_TRIALS).items():
+            de = read_de(path, name, SEED_TRIALS)
+            eyes = (self.read_eye(subject, session, path, [len(f) // per_eye_window for _, f in de.values()])
+                    if self.wants_eye else [])
+            for k, (_, feats) in de.items():
+                extra = {"eye": eye_windows(eyes[k - 1], len(feats), SEED_WINDOW_S)} if eyes else {}
                 recordings.append(Recording(
                     subject=subject, session=session, trial=k, data=None, sfreq=1.0 / SEED_WINDOW_S,
-                    ch_names=CHANNELS, labels={"emotion": float(labels[k - 1])}, features=de,
+                    ch_names=CHANNELS, labels={"emotion": float(labels[k - 1])}, features=feats, extra=extra,
                 ))
         return recordings
 
@@ -386,12 +649,15 @@ class Seed(Dataset):
         return (np.rint(values).astype(np.int64) + 1), SEED_CLASSES
 
     def check(self) -> list[dict[str, Any]]:
-        """Validate every selected subject's files (raw EEG and precomputed features); one row each.
+        """Validate every selected subject's files (raw EEG, precomputed features, eye files); one row each.
 
-        ``missing``: per modality, NaN counts (:func:`missing_counts`) or
-        :data:`NAN_REFUSED` (SEED has EEG only, and its loader refuses NaN).
+        ``missing``: per modality, NaN counts (:func:`missing_counts`, ``eye``
+        on the release's 4-s rows, for the subjects with eye files when
+        ``eye`` is requested or the eye folder is there) or
+        :data:`NAN_REFUSED` (``eeg``: its loader refuses NaN).
         """
         rows = []
+        eye = self.wants_eye or self.eye_folder() is not None
         for s in self.subjects():
             labels = self.labels()
             has_raw = s in self._scan(self.raw_dir)
@@ -401,10 +667,20 @@ class Seed(Dataset):
                 for name in self.precomputed:
                     recs = self.load_precomputed(s, name)
                 windows = [len(r.features) for r in recs]
+                clip_windows = [len(r.features) // int(EYE_WINDOW_S / SEED_WINDOW_S) for r in recs]
+                eeg_files = self.session_files(s, self.feature_dir)
             if has_raw:  # the raw EEG's 1-s windows are what `--feature de` gives
                 recs = self.load_subject(s)
                 seconds = round(sum(r.data.shape[1] for r in recs) / SEED_SFREQ, 2)
                 windows = [int(r.data.shape[1] // int(SEED_SFREQ * SEED_WINDOW_S)) for r in recs]
+                clip_windows = [r.data.shape[1] // int(SEED_SFREQ * EYE_WINDOW_S) for r in recs]
+                eeg_files = self.session_files(s, self.raw_dir)
+            missing: dict[str, Any] = {"eeg": NAN_REFUSED}
+            if eye and not self.missing_eye_files(s):
+                arrays = [rows_k for session, path in enumerate(eeg_files, start=1)
+                          for rows_k in self.read_eye(s, session, path, clip_windows[(session - 1) * SEED_TRIALS:
+                                                                                     session * SEED_TRIALS])]
+                missing["eye"] = missing_counts(arrays)
             rows.append({
                 "subject": s,
                 "sessions": len({r.session for r in recs}),
@@ -413,7 +689,7 @@ class Seed(Dataset):
                 "windows": sum(windows),
                 "features": "+".join(self.precomputed) if has_features else "-",
                 **_class_shares(SEED_CLASSES, [int(labels[r.trial - 1]) + 1 for r in recs], windows),
-                "missing": {"eeg": NAN_REFUSED},
+                "missing": missing,
             })
         return rows
 
@@ -422,58 +698,114 @@ class Seed(Dataset):
 
 
 class SeedIV(Dataset):
-    """SEED-IV (Zheng et al. 2019): 15 subjects × 3 sessions × 24 clips, DE + eye features, 4 emotions.
+    """SEED-IV (Zheng et al. 2019): 15 subjects × 3 sessions × 24 clips, 62-ch EEG + eye features, 4 emotions.
 
     Parameters
     ----------
     root : path
-        The folder holding ``eeg_feature_smooth/`` (and ``eye_feature_smooth/``
-        for the eye modality), or ``eeg_feature_smooth/`` itself.
+        The folder holding ``eeg_feature_smooth/`` and/or ``eeg_raw_data/``
+        (and ``eye_feature_smooth/`` for the eye modality), one of those
+        folders itself, or a folder holding ``SEED_IV/``.
     subjects : list of int, optional
         Subject numbers (1–15); all present subjects by default.
     modalities : sequence of str
         ``eeg`` and optionally ``eye``: then every recording carries
-        ``extra["eye"]`` ``(windows, 31)`` float32 from the eye file of the same
-        subject and session (NaN kept; imputation is fitted later on training
-        data only). Eye files are opened only when ``eye`` is requested.
+        ``extra["eye"]`` float32 from the eye file of the same subject and
+        session — ``(windows, 31)`` on the release's 4-s windows from
+        :meth:`load_precomputed`, spread over ``window_s`` windows from
+        :meth:`load_subject` — NaN kept (imputation is fitted later on
+        training data only). Eye files are opened only when ``eye`` is requested.
+    window_s : float
+        Length of the EEG feature windows computed from ``eeg_raw_data`` (1 s),
+        over which the 4-s eye rows are spread; only used for ``eye``.
+    raw_sfreq : float
+        The rate ``eeg_raw_data`` is stored at (200 Hz, as the release documents).
+    preprocessing : Preprocess or None
+        What :meth:`load_subject` does to the raw EEG
+        (:func:`~moodops.components.datasets.preprocess.preprocess`; default
+        band-pass 0.1–70 Hz, 50 Hz notch, output at 200 Hz). None keeps the
+        signal as stored, which needs ``raw_sfreq`` 200.
 
-    The release ships features only: :meth:`load_subject` raises
-    :class:`ConfigError`; use ``load_precomputed(subject, "de_LDS" |
-    "de_movingAve")`` (``features`` ``(windows, 62, 5)``, ``sfreq`` 0.25: one
-    window per 4 s). Target ``emotion``: neutral / sad / fear / happy.
+    :meth:`load_subject` reads ``eeg_raw_data`` (``data`` float32 ``(62,
+    samples)`` at 200 Hz), or raises :class:`ConfigError` for a copy without
+    it; ``load_precomputed(subject, "de_LDS" | "de_movingAve")`` reads
+    ``eeg_feature_smooth`` (``features`` ``(windows, 62, 5)``, ``sfreq`` 0.25:
+    one window per 4 s). Target ``emotion``: neutral / sad / fear / happy.
     """
 
     name: ClassVar[str] = "seed-iv"
+    eeg_channels: ClassVar[tuple[str, ...]] = CHANNELS
+    eeg_sfreq: ClassVar[float | None] = SEED_SFREQ
     per_subject_train_trials: ClassVar[int | None] = 16  # 16 train / 8 test per session (MV-SSTMA paper)
     modalities: ClassVar[tuple[str, ...]] = ("eeg", "eye")
+    option_names: ClassVar[tuple[str, ...]] = ("window_s",)
     precomputed: ClassVar[tuple[str, ...]] = PRECOMPUTED
     label_names: ClassVar[tuple[str, ...]] = LABEL_NAMES
     targets: ClassVar[tuple[str, ...]] = LABEL_NAMES
     class_names: ClassVar[tuple[str, ...]] = SEED_IV_CLASSES
 
-    def __init__(self, root: str | Path, subjects=None, modalities=()) -> None:
+    def __init__(self, root: str | Path, subjects=None, modalities=(), window_s: float | None = 1.0,
+                 raw_sfreq: float = SEED_IV_RAW_SFREQ, preprocessing: Preprocess | None = Preprocess()) -> None:
         super().__init__(root, subjects, modalities)
+        self.window_s = _window_length(window_s)
+        try:
+            rate = float(raw_sfreq)
+        except (TypeError, ValueError):
+            rate = math.nan
+        if not math.isfinite(rate) or rate <= 0:
+            raise ConfigError(f"The 'raw_sfreq' parameter must be a positive rate in Hz. Got {raw_sfreq!r} instead.")
+        if preprocessing is not None and not isinstance(preprocessing, Preprocess):
+            raise ConfigError(f"The 'preprocessing' parameter must be a Preprocess or None. "
+                              f"Got {type(preprocessing).__name__} instead.")
+        if preprocessing is None and rate != SEED_IV_RAW_SFREQ:
+            raise ConfigError(f"raw EEG stored at {rate:g} Hz must be resampled to {SEED_IV_RAW_SFREQ:g} Hz; "
+                              "pass a Preprocess (preprocessing=None keeps the stored rate)")
+        self.raw_sfreq = rate
+        self.preprocessing = preprocessing
         self._scans: dict[Path, dict[int, list[tuple[int, Path]]]] = {}
 
     # -- layout
 
     @property
     def base(self) -> Path:
-        if self.root.name == SEED_IV_EEG_DIR and not (self.root / SEED_IV_EEG_DIR).is_dir():
+        own = (SEED_IV_EEG_DIR, SEED_IV_RAW_DIR)
+        if any((self.root / d).is_dir() for d in own):
+            return self.root
+        if self.root.name in own:
             return self.root.parent
+        if (self.root / "SEED_IV").is_dir():  # the release's zip unpacks into SEED_IV/
+            return self.root / "SEED_IV"
         return self.root
+
+    @property
+    def has_raw(self) -> bool:
+        """Whether this copy has ``eeg_raw_data/``."""
+        return (self.base / SEED_IV_RAW_DIR).is_dir()
+
+    @property
+    def wants_eye(self) -> bool:
+        return "eye" in self.requested_modalities
 
     def session_dirs(self, kind: str) -> list[Path]:
         """``kind/1``, ``kind/2``, ``kind/3``; a missing folder is a DataError."""
         top = self.base / kind
         if not top.is_dir():
+            raw = f" (or {SEED_IV_RAW_DIR}/ for raw EEG)" if kind == SEED_IV_EEG_DIR else ""
             raise DataError(f"{top}: folder missing; expected {kind}/1, {kind}/2 and {kind}/3 "
-                            f"holding {{subject}}_{{date}}.mat files")
+                            f"holding {{subject}}_{{date}}.mat files{raw}")
         dirs = [top / str(s) for s in range(1, N_SESSIONS + 1)]
         for d in dirs:
             if not d.is_dir():
                 raise DataError(f"{d}: session folder missing (SEED-IV has sessions 1, 2 and 3 under {kind}/)")
         return dirs
+
+    def raw_dirs(self) -> list[Path]:
+        """``eeg_raw_data/1`` … ``/3``; a copy without ``eeg_raw_data/`` is a ConfigError (features only)."""
+        if not self.has_raw:
+            raise ConfigError(f"{self.base / SEED_IV_RAW_DIR}: this SEED-IV copy has no raw EEG (eeg_raw_data/ "
+                              "is absent; it ships DE features only); use --feature precomputed (de_LDS or "
+                              "de_movingAve)")
+        return self.session_dirs(SEED_IV_RAW_DIR)
 
     def _scan(self, folder: Path) -> dict[int, list[tuple[int, Path]]]:
         if folder not in self._scans:
@@ -490,8 +822,10 @@ class SeedIV(Dataset):
             raise DataError(f"{self.root}: SEED-IV root does not exist")
         if not self.root.is_dir():
             raise DataError(f"{self.root}: SEED-IV root is not a directory")
+        features = (self.base / SEED_IV_EEG_DIR).is_dir() or not self.has_raw
+        kind = SEED_IV_EEG_DIR if features else SEED_IV_RAW_DIR
         found: dict[int, Path] = {}
-        for d in reversed(self.session_dirs(SEED_IV_EEG_DIR)):  # session 1 wins
+        for d in reversed(self.session_dirs(kind)):  # session 1 wins
             scan = self._scan(d)
             if not scan:
                 raise DataError(f"{d}: no SEED-IV subject files ({{subject}}_{{date}}.mat, e.g. 1_20160518.mat)")
@@ -505,22 +839,29 @@ class SeedIV(Dataset):
         return files[0][1]
 
     def source_files(self, subject: int) -> list[Path]:
-        """The subject's EEG feature files and, where present, eye files of all three sessions."""
+        """The subject's EEG feature, raw EEG and eye files of all three sessions, where present."""
         if subject not in self.available_subjects():
             raise DataError(f"{self.root}: subject {subject} not found")
-        files = [p for d in self.session_dirs(SEED_IV_EEG_DIR) for _, p in self._scan(d).get(subject, [])]
-        eye_top = self.base / SEED_IV_EYE_DIR
-        files += [p for s in range(1, N_SESSIONS + 1) for _, p in self._scan(eye_top / str(s)).get(subject, [])]
+        files = [p for kind in (SEED_IV_EEG_DIR, SEED_IV_RAW_DIR, SEED_IV_EYE_DIR)
+                 for s in range(1, N_SESSIONS + 1) for _, p in self._scan(self.base / kind / str(s)).get(subject, [])]
         return sorted(files)
+
+    def options(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"window_s": self.window_s} if self.wants_eye else {}
+        if self.has_raw:
+            out["raw_sfreq"] = self.raw_sfreq
+            out["preprocessing"] = None if self.preprocessing is None else dataclasses.asdict(self.preprocessing)
+        return out
 
     # -- reading
 
-    def load_subject(self, subject: int) -> list[Recording]:
-        raise ConfigError("the SEED-IV release has no raw EEG (it ships DE features only); "
-                          "use --feature precomputed (de_LDS or de_movingAve)")
+    def read_eye(self, path: Path, eeg_path: Path, windows: dict[int, tuple[str, int]], unit: str = ""
+                 ) -> dict[int, np.ndarray]:
+        """One eye file → trial k → float32 (windows, 31), its windows checked against the EEG's.
 
-    def read_eye(self, path: Path, eeg_path: Path, de: dict[int, tuple[str, np.ndarray]]) -> dict[int, np.ndarray]:
-        """One eye file → trial k → float32 (windows, 31), its windows checked against the EEG's."""
+        ``windows``: trial k → (the EEG key, its number of 4-s windows);
+        ``unit`` explains that number in the error.
+        """
         keys, _ = trial_keys(path, mat_names(path), _EYE_KEY_RE, SEED_IV_TRIALS, "eye_{k}")
         arrays = read_mat(path, list(keys.values()))
         out = {}
@@ -530,10 +871,9 @@ class SeedIV(Dataset):
             eye = _numeric(path, key, arrays.pop(key))
             if eye.ndim != 2 or eye.shape[0] != N_EYE_FEATURES:
                 raise DataError(f"{path}: '{key}' has shape {eye.shape}, expected ({N_EYE_FEATURES}, windows)")
-            eeg_key, feats = de[k]
-            if eye.shape[1] != len(feats):
-                raise DataError(f"{path}: '{key}' has {eye.shape[1]} windows but {eeg_path} '{eeg_key}' has "
-                                f"{len(feats)}")
+            eeg_key, n = windows[k]
+            if eye.shape[1] != n:
+                raise DataError(f"{path}: '{key}' has {eye.shape[1]} windows but {eeg_path} '{eeg_key}' has {n}{unit}")
             _first_nonfinite(path, key, eye, allow_nan=True)
             out[k] = np.ascontiguousarray(eye.T, dtype=np.float32)
         require_trials(path, out, SEED_IV_TRIALS, "eye_{k}")
@@ -548,7 +888,8 @@ class SeedIV(Dataset):
         for session, folder in enumerate(eeg_dirs, start=1):
             path = self.session_file(subject, folder)
             de = read_de(path, name, SEED_IV_TRIALS)
-            eyes = self.read_eye(self.session_file(subject, eye_dirs[session - 1]), path, de) if eye else {}
+            eyes = (self.read_eye(self.session_file(subject, eye_dirs[session - 1]), path,
+                                  {k: (key, len(f)) for k, (key, f) in de.items()}) if eye else {})
             labels = SEED_IV_SESSION_LABELS[session]
             for k, (_, feats) in de.items():
                 recordings.append(Recording(
@@ -559,7 +900,43 @@ class SeedIV(Dataset):
         return recordings
 
     def load_precomputed(self, subject: int, name: str) -> list[Recording]:
-        return self._load(subject, name, "eye" in self.requested_modalities)
+        return self._load(subject, name, self.wants_eye)
+
+    def read_raw(self, subject: int, session: int) -> tuple[Path, list[tuple[str, Recording]]]:
+        """One session's raw EEG as stored (float32, ``raw_sfreq``), validated: (file, [(key, recording)] × 24)."""
+        path = self.session_file(subject, self.raw_dirs()[session - 1])
+        labels = SEED_IV_SESSION_LABELS[session]
+        return path, [(key, Recording(subject=subject, session=session, trial=k, data=eeg, sfreq=self.raw_sfreq,
+                                      ch_names=CHANNELS, labels={"emotion": float(labels[k - 1])}))
+                      for k, key, eeg in iter_raw_trials(path, SEED_IV_TRIALS, self.raw_sfreq)]
+
+    def load_subject(self, subject: int) -> list[Recording]:
+        """The subject's raw EEG from ``eeg_raw_data``, preprocessed to 200 Hz (``eye`` spread over ``window_s``)."""
+        dirs = self.raw_dirs()
+        eye_dirs = self.session_dirs(SEED_IV_EYE_DIR) if self.wants_eye else []
+        recordings = []
+        for session, folder in enumerate(dirs, start=1):
+            path = self.session_file(subject, folder)
+            labels = SEED_IV_SESSION_LABELS[session]
+            trials = []
+            for k, key, eeg in iter_raw_trials(path, SEED_IV_TRIALS, self.raw_sfreq):
+                rec = Recording(subject=subject, session=session, trial=k, data=eeg, sfreq=self.raw_sfreq,
+                                ch_names=CHANNELS, labels={"emotion": float(labels[k - 1])})
+                if self.preprocessing is not None:
+                    rec = preprocess(rec, self.preprocessing)
+                trials.append((key, rec))
+            if self.wants_eye:
+                sfreq = trials[0][1].sfreq
+                eye_win = int(round(SEED_IV_WINDOW_S * sfreq))
+                eyes = self.read_eye(self.session_file(subject, eye_dirs[session - 1]), path,
+                                     {r.trial: (key, r.data.shape[1] // eye_win) for key, r in trials},
+                                     f" whole 4-s windows (at {sfreq:g} Hz)")
+                win = int(round(self.window_s * sfreq))
+                trials = [(key, dataclasses.replace(r, extra={"eye": eye_windows(eyes[r.trial], r.data.shape[1] // win,
+                                                                                 self.window_s)}))
+                          for key, r in trials]
+            recordings.extend(r for _, r in trials)
+        return recordings
 
     def make_targets(self, labels: dict[str, np.ndarray], target: str) -> tuple[np.ndarray, tuple[str, ...]]:
         self.check_target(target)
@@ -570,25 +947,48 @@ class SeedIV(Dataset):
         return np.rint(values).astype(np.int64), SEED_IV_CLASSES
 
     def check(self) -> list[dict[str, Any]]:
-        """Validate every selected subject's feature files (and eye files when present); one row each.
+        """Validate every selected subject's feature files (and eye and raw files when present); one row each.
 
         ``missing``: per modality, NaN counts (:func:`missing_counts`; ``eye``
-        when the eye files are there) or :data:`NAN_REFUSED` (``eeg``).
+        when the eye files are there) or :data:`NAN_REFUSED` (``eeg``). With
+        ``eeg_raw_data/``, ``seconds`` is the raw EEG's length (read as
+        stored, not preprocessed).
         """
         rows = []
-        eye = "eye" in self.requested_modalities or (self.base / SEED_IV_EYE_DIR).is_dir()
+        eye = self.wants_eye or (self.base / SEED_IV_EYE_DIR).is_dir()
+        features = (self.base / SEED_IV_EEG_DIR).is_dir()
+        eye_win = int(round(SEED_IV_WINDOW_S * self.raw_sfreq))
         for s in self.subjects():
-            recs = self._load(s, self.precomputed[0], eye)
-            for name in self.precomputed[1:]:  # validated too; the eye files once are enough
-                self._load(s, name, False)
+            recs: list[Recording] = []
+            if features:
+                recs = self._load(s, self.precomputed[0], eye)
+                for name in self.precomputed[1:]:  # validated too; the eye files once are enough
+                    self._load(s, name, False)
             windows = [len(r.features) for r in recs]
+            row: dict[str, Any] = {}
+            if self.has_raw:
+                samples = 0
+                for session in range(1, N_SESSIONS + 1):
+                    path, raw = self.read_raw(s, session)
+                    samples += sum(r.data.shape[1] for _, r in raw)
+                    if not features:
+                        recs += [r for _, r in raw]
+                        windows += [r.data.shape[1] // eye_win for _, r in raw]
+                        continue
+                    for (key, r), n in zip(raw, windows[(session - 1) * SEED_IV_TRIALS:]):
+                        if r.data.shape[1] // eye_win != n:
+                            raise DataError(f"{path}: '{key}' has {r.data.shape[1] // eye_win} whole 4-s windows "
+                                            f"at {self.raw_sfreq:g} Hz but its DE features have {n} (is raw_sfreq "
+                                            "right?)")
+                row["seconds"] = round(samples / self.raw_sfreq, 2)
             missing: dict[str, Any] = {"eeg": NAN_REFUSED}
-            if eye:
+            if eye and features:
                 missing["eye"] = missing_counts([r.extra["eye"] for r in recs])
             rows.append({
                 "subject": s,
                 "sessions": len({r.session for r in recs}),
                 "trials": len(recs),
+                **row,
                 "windows": sum(windows),
                 **_class_shares(SEED_IV_CLASSES, [int(r.labels["emotion"]) for r in recs], windows),
                 "missing": missing,

@@ -1,4 +1,4 @@
-"""Synthetic SEED and SEED-IV in the releases' real on-disk layouts.
+"""Synthetic SEED and SEED-IV in the releases' real on-disk layouts (SEED's eye movements and SEED-IV's raw EEG too).
 
 SEED (:func:`write_synthetic_seed`), 3 sessions × 15 trials per subject, with
 the real SEED clip labels ``1, 0, -1, -1, 0, 1, -1, 0, 1, 1, 0, -1, 0, 1, -1``
@@ -30,10 +30,25 @@ the real SEED clip labels ``1, 0, -1, -1, 0, 1, -1, 0, 1, 1, 0, -1, 0, 1, -1``
    (Rauch–Tung–Striebel) smoother of a local-level model with process/noise
    variance ratio 0.1 (:func:`lds_smooth`). Raw EEG is stored float32, the
    features float64 (as MATLAB writes them).
+5. Eye movements (``with_eye``, on by default), in the release's
+   ``SEED_Multimodal/Chinese/04-Eye-tracking-feature/eye_tracking_feature/{subject}_{session}``
+   pickles (``train_data_eye``: clips 1–9, ``test_data_eye``: clips 10–15),
+   for the subjects of :data:`SEED_EYE_SUBJECTS` only (1–5 and 8–14; 6, 7
+   and 15 get EEG only, as in the release): the 33 features of
+   :data:`SEED_EYE_FEATURES` on ``floor(T / 4)`` 4-s windows per clip of T
+   seconds, made by :func:`synthesize_eye_session` like SEED-IV's below
+   (subject levels and per-feature scales, session offsets, fatigue drift,
+   one offset per film clip, which SEED shows in every session, tracker loss
+   at ``eye_nan_rate``). Effects (log, × effect · g_eye): negative as SEED-IV's
+   fear (pupil +0.12, pupil variability +0.6, blink rate +0.6, fixation
+   duration -0.15), positive as a weaker happy (saccade rate +0.35, saccade
+   amplitude +0.35, dispersion +0.45, pupil +0.06, fixation -0.12), neutral
+   none. A window-level logistic regression (clips 1–9 train, 10–15 test)
+   scores about 0.65 at 24-s clips (chance 0.33).
 
 SEED-IV (:func:`write_synthetic_seed_iv`), 3 sessions × 24 trials with the
-real per-session label sequences, written directly in the feature domain (the
-release has no raw EEG):
+real per-session label sequences, written directly in the feature domain
+(unless ``with_raw`` writes raw EEG too, see the end):
 
 1. DE ``(62, W, 5)`` per trial on 4-s windows, ``W`` drawn per session and
    trial from ``windows_per_trial`` (the same for every subject): a band level
@@ -108,6 +123,15 @@ release has no raw EEG):
    features, not near 1: fear and happy windows are mostly recognised,
    neutral and sad ones confused with each other.
 
+SEED-IV raw EEG (``with_raw``, off by default: ``eeg_raw_data/{1,2,3}/{subject}_{date}.mat``,
+keys ``<initials>_eeg<k>``, at ``raw_sfreq``, 200 Hz as the release):
+:func:`synthesize_seed_iv_raw_subject` — SEED's generator with SEED-IV's EEG
+class effects, a subject scale, drift and 50 Hz mains; trials of
+``w · 4 s + 1 sample``. ``eeg_feature_smooth`` is then the smoothed DE of the
+EEG without drift and mains (as if filtered), on the same 4-s windows as the
+eye features; a window-level logistic regression on the DE of the raw EEG
+scores about 0.67 (chance 0.25).
+
 Every file is written to a temporary name and renamed; output depends only on
 the arguments (``seed`` and subject number seed every random draw; the eye
 features draw from streams of their own, apart from the EEG's).
@@ -116,8 +140,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pickle
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,13 +151,20 @@ import numpy as np
 from moodops.components.datasets.seed.seed import (
     BANDS,
     CHANNELS,
+    EYE_WINDOW_S,
     N_CHANNELS,
     N_SESSIONS,
+    SEED_EYE_DIR,
+    SEED_EYE_PARTS,
+    SEED_EYE_SUBJECTS,
     SEED_FEATURE_DIR,
     SEED_IV_EEG_DIR,
     SEED_IV_EYE_DIR,
+    SEED_IV_RAW_DIR,
+    SEED_IV_RAW_SFREQ,
     SEED_IV_SESSION_LABELS,
     SEED_IV_TRIALS,
+    SEED_IV_WINDOW_S,
     SEED_RAW_DIR,
     SEED_SFREQ,
     SEED_TRIALS,
@@ -209,19 +241,29 @@ def lds_smooth(x: np.ndarray, ratio: float = 0.1, axis: int = 0) -> np.ndarray:
 # --------------------------------------------------------------------------- helpers
 
 
-def _write_mat(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """savemat to a temporary name in the same folder, then rename."""
-    import scipy.io
-
+def _write_atomic(path: Path, write: Callable) -> None:
+    """``write(file)`` to a temporary name in the same folder, then rename."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            scipy.io.savemat(f, arrays, format="5", do_compression=False)
+            write(f)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_mat(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """savemat, atomically."""
+    import scipy.io
+
+    _write_atomic(path, lambda f: scipy.io.savemat(f, arrays, format="5", do_compression=False))
+
+
+def _write_pickle(path: Path, obj: object) -> None:
+    """A plain pickle (protocol 4, as Python 3 writes the SEED eye files), atomically."""
+    _write_atomic(path, lambda f: pickle.dump(obj, f, protocol=4))
 
 
 def _initials(subject: int) -> str:
@@ -274,108 +316,9 @@ def _check_subjects(n_subjects: int) -> None:
         raise ConfigError(f"The 'subjects' parameter must be an int in [1, 99]. Got {n_subjects} instead.")
 
 
-# --------------------------------------------------------------------------- SEED
-
-
-def _seed_trial(rng: np.random.Generator, bumps: np.ndarray, amp: np.ndarray, log_gain_bands: np.ndarray,
-                label: int, beta: float) -> np.ndarray:
-    """One trial's (62, n_times) float32 EEG before mixing, unit-ish RMS.
-
-    ``bumps`` (5, F) are the band indicators and ``amp`` (F,) the 1/f
-    amplitude on the trial's rfft grid, ``F = n_times // 2 + 1``.
-    """
-    n_times = 2 * (bumps.shape[1] - 1)
-    coef = log_gain_bands.copy()  # (62, 5) log-amplitude per band
-    for band, channels, weight in _SEED_EFFECTS[label]:
-        coef[[_CH_INDEX[c] for c in channels], _BAND_INDEX[band]] += beta * weight
-    shaped = np.exp(coef.astype(np.float32) @ bumps) * amp  # (62, F)
-    spectrum = np.empty(shaped.shape, dtype=np.complex64)
-    spectrum.real = rng.standard_normal(shaped.shape, dtype=np.float32) * shaped
-    spectrum.imag = rng.standard_normal(shaped.shape, dtype=np.float32) * shaped
-    import scipy.fft
-
-    x = scipy.fft.irfft(spectrum, n=n_times, axis=-1)
-    return x * np.float32(n_times / (2.0 * np.sqrt((amp.astype(np.float64) ** 2).sum())))
-
-
-def synthesize_seed_subject(subject: int, samples: list[int], seed: int = 0, effect: float = 1.0
-                            ) -> list[list[np.ndarray]]:
-    """One subject → sessions → 15 trials of float32 (62, samples[k]) EEG in µV.
-
-    Trials are generated at an even length (``samples[k]`` rounded up) and
-    cut to ``samples[k]``.
-    """
-    rng = np.random.default_rng([seed, subject])
-    beta = 0.35 * effect * rng.uniform(0.6, 1.4)
-    shift = rng.uniform(-1.0, 1.0)
-    subject_bands = rng.normal(0.0, 0.25, (N_CHANNELS, len(BANDS)))
-    # Volume conduction: each channel picks up its neighbours in the cap order.
-    leak = rng.uniform(0.05, 0.2, (2, N_CHANNELS, 1)).astype(np.float32)
-    gains = (np.exp(rng.normal(0.0, 0.2, (N_CHANNELS, 1))) * 15.0).astype(np.float32)
-    grids = {}
-    for n in sorted(set(samples)):
-        freqs = np.fft.rfftfreq(n + n % 2, 1.0 / SEED_SFREQ)
-        amp = (1.0 / np.sqrt(np.maximum(freqs, 1.0))).astype(np.float32)
-        amp[0] = 0.0
-        bumps = np.stack([_bump(freqs, lo + shift, hi + shift) for lo, hi in BANDS.values()]).astype(np.float32)
-        grids[n] = (bumps, amp)
-    sessions = []
-    for _ in range(N_SESSIONS):
-        bands = subject_bands + rng.normal(0.0, 0.1, (N_CHANNELS, len(BANDS)))
-        trials = []
-        for k, n in enumerate(samples):
-            x = _seed_trial(rng, *grids[n], bands, SEED_LABELS[k], beta)[:, :n]
-            mixed = x.copy()
-            mixed[1:] += leak[0, 1:] * x[:-1]
-            mixed[:-1] += leak[1, :-1] * x[1:]
-            trials.append(mixed * gains)
-        sessions.append(trials)
-    return sessions
-
-
-def write_synthetic_seed(
-    root: str | Path,
-    n_subjects: int = 15,
-    seconds: float = 240.0,
-    seed: int = 0,
-    effect: float = 1.0,
-    progress: Callable[[int, int], None] | None = None,
-) -> Path:
-    """Write ``root/Preprocessed_EEG/*.mat`` (+ ``label.mat``) and ``root/ExtractedFeatures/*.mat``; return ``root``.
-
-    ``seconds`` is the mean trial length (trials last 0.9–1.1 × that, whole
-    seconds plus a fraction); every subject gets 3 date-named session files.
-    """
-    from moodops.components.features.spectral import differential_entropy
-
-    _check_subjects(n_subjects)
-    if seconds < 2.0:
-        raise ConfigError(f"The 'seconds' parameter must be >= 2. Got {seconds} instead.")
-    base = Path(root).expanduser()
-    raw_dir, feature_dir = base / SEED_RAW_DIR, base / SEED_FEATURE_DIR
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    feature_dir.mkdir(parents=True, exist_ok=True)
-    layout = np.random.default_rng([seed, 0])
-    lengths = np.maximum(1, np.round(seconds * layout.uniform(0.9, 1.1, SEED_TRIALS))).astype(int)
-    samples = [int(s * SEED_SFREQ + layout.integers(0, int(SEED_SFREQ))) for s in lengths]
-    label = np.asarray(SEED_LABELS, dtype=np.float64)[None, :]
-    for folder in (raw_dir, feature_dir):
-        _write_mat(folder / "label.mat", {"label": label})
-    for done, subject in enumerate(range(1, n_subjects + 1), start=1):
-        dates = _dates(np.random.default_rng([seed, subject, 1]), dt.date(2013, 4, 1), subject)
-        prefix = _initials(subject)
-        for date, trials in zip(dates, synthesize_seed_subject(subject, samples, seed, effect)):
-            name = f"{subject}_{date}.mat"
-            _write_mat(raw_dir / name, {f"{prefix}_eeg{k}": x for k, x in enumerate(trials, start=1)})
-            features: dict[str, np.ndarray] = {}
-            for k, x in enumerate(trials, start=1):
-                de = differential_entropy(x, SEED_SFREQ, BANDS, window_s=1.0, method="stft")  # (W, 62, 5)
-                features[f"de_movingAve{k}"] = moving_average(de).transpose(1, 0, 2)
-                features[f"de_LDS{k}"] = lds_smooth(de).transpose(1, 0, 2)
-            _write_mat(feature_dir / name, features)
-        if progress is not None:
-            progress(done, n_subjects)
-    return base
+def _check_nan_rate(eye_nan_rate: float) -> None:
+    if not 0.0 <= eye_nan_rate < 1.0:
+        raise ConfigError(f"The 'eye_nan_rate' parameter must be in [0, 1). Got {eye_nan_rate} instead.")
 
 
 # --------------------------------------------------------------------------- eye movements (SEED-IV, SEED-V)
@@ -392,6 +335,11 @@ SEED_IV_EYE_FEATURES: tuple[str, ...] = (
     "fixation_dispersion_max", "saccade_frequency", "saccade_duration_average", "saccade_amplitude_average",
     "saccade_latency_average",
 )
+#: SEED's 33 eye-movement features (the columns of ``train_data_eye`` / ``test_data_eye``): SEED-IV's 31
+#: with the blink duration mean and SD after the saccade statistics, as SEED-V's (the same eye-tracking
+#: glasses and feature extraction; the release's README.pdf, which would give the order, was not available).
+SEED_EYE_FEATURES: tuple[str, ...] = (*SEED_IV_EYE_FEATURES[:18], "blink_duration_mean", "blink_duration_sd",
+                                      *SEED_IV_EYE_FEATURES[18:])
 #: Default share of windows lost to the eye tracker (every eye feature NaN).
 EYE_NAN_RATE = 0.03
 # The slow states behind the eye features, each on a log scale: the range of subject levels (natural
@@ -428,6 +376,12 @@ _SEED_IV_EYE_EFFECTS: dict[int, dict[str, float]] = {
     3: {"pupil": 0.075, "saccade_rate": 0.4, "dispersion": 0.55, "saccade_amplitude": 0.4, "fixation": -0.15},
 }
 
+# SEED eye effects, as SEED-IV's: negative like fear, positive like happy (weaker), neutral none.
+_SEED_EYE_EFFECTS: dict[int, dict[str, float]] = {
+    -1: {"pupil": 0.12, "pupil_variability": 0.6, "blink_rate": 0.6, "fixation": -0.15},
+    0: {},
+    1: {"pupil": 0.06, "saccade_rate": 0.35, "dispersion": 0.45, "saccade_amplitude": 0.35, "fixation": -0.12},
+}
 
 def eye_shift_table(effects: dict[int, dict[str, float]]) -> dict[int, np.ndarray]:
     """label → ``(len(EYE_LATENTS),)`` log shifts from ``{label: {latent: shift}}``."""
@@ -563,6 +517,154 @@ def synthesize_eye_session(rng: np.random.Generator, subject: EyeSubject, window
     return np.split(eye, np.cumsum(windows)[:-1])
 
 
+# --------------------------------------------------------------------------- SEED
+
+
+def _seed_trial(rng: np.random.Generator, bumps: np.ndarray, amp: np.ndarray, log_gain_bands: np.ndarray,
+                effects: tuple[tuple[str, tuple[str, ...], float], ...], beta: float) -> np.ndarray:
+    """One trial's (62, n_times) float32 EEG before mixing, unit-ish RMS.
+
+    ``bumps`` (5, F) are the band indicators and ``amp`` (F,) the 1/f
+    amplitude on the trial's rfft grid, ``F = n_times // 2 + 1``; ``effects``
+    the trial's class effect as ``(band, channels, weight)`` of ``beta``.
+    """
+    n_times = 2 * (bumps.shape[1] - 1)
+    coef = log_gain_bands.copy()  # (62, 5) log-amplitude per band
+    for band, channels, weight in effects:
+        coef[[_CH_INDEX[c] for c in channels], _BAND_INDEX[band]] += beta * weight
+    shaped = np.exp(coef.astype(np.float32) @ bumps) * amp  # (62, F)
+    spectrum = np.empty(shaped.shape, dtype=np.complex64)
+    spectrum.real = rng.standard_normal(shaped.shape, dtype=np.float32) * shaped
+    spectrum.imag = rng.standard_normal(shaped.shape, dtype=np.float32) * shaped
+    import scipy.fft
+
+    x = scipy.fft.irfft(spectrum, n=n_times, axis=-1)
+    return x * np.float32(n_times / (2.0 * np.sqrt((amp.astype(np.float64) ** 2).sum())))
+
+
+def _raw_subject(rng: np.random.Generator, sessions: list[list[tuple[int, tuple]]], beta: float,
+                 sfreq: float = SEED_SFREQ) -> Iterator[list[np.ndarray]]:
+    """One subject's EEG in µV, one session at a time: trials (given as (samples, class effects)) of float32
+    (62, samples).
+
+    ``beta`` is the subject's effect size; the generator draws the subject's
+    band shift, band offsets, leakage and gains, then per session smaller band
+    offsets. Trials are generated at an even length and cut to ``samples``.
+    """
+    shift = rng.uniform(-1.0, 1.0)
+    subject_bands = rng.normal(0.0, 0.25, (N_CHANNELS, len(BANDS)))
+    # Volume conduction: each channel picks up its neighbours in the cap order.
+    leak = rng.uniform(0.05, 0.2, (2, N_CHANNELS, 1)).astype(np.float32)
+    gains = (np.exp(rng.normal(0.0, 0.2, (N_CHANNELS, 1))) * 15.0).astype(np.float32)
+    grids = {}
+    for n in sorted({n for trials in sessions for n, _ in trials}):
+        freqs = np.fft.rfftfreq(n + n % 2, 1.0 / sfreq)
+        amp = (1.0 / np.sqrt(np.maximum(freqs, 1.0))).astype(np.float32)
+        amp[0] = 0.0
+        bumps = np.stack([_bump(freqs, lo + shift, hi + shift) for lo, hi in BANDS.values()]).astype(np.float32)
+        grids[n] = (bumps, amp)
+    for trials in sessions:
+        bands = subject_bands + rng.normal(0.0, 0.1, (N_CHANNELS, len(BANDS)))
+        eeg = []
+        for n, effects in trials:
+            x = _seed_trial(rng, *grids[n], bands, effects, beta)[:, :n]
+            mixed = x.copy()
+            mixed[1:] += leak[0, 1:] * x[:-1]
+            mixed[:-1] += leak[1, :-1] * x[1:]
+            eeg.append(mixed * gains)
+        yield eeg
+
+
+def synthesize_seed_subject(subject: int, samples: list[int], seed: int = 0, effect: float = 1.0
+                            ) -> list[list[np.ndarray]]:
+    """One subject → sessions → 15 trials of float32 (62, samples[k]) EEG in µV.
+
+    Trials are generated at an even length (``samples[k]`` rounded up) and
+    cut to ``samples[k]``.
+    """
+    rng = np.random.default_rng([seed, subject])
+    beta = 0.35 * effect * rng.uniform(0.6, 1.4)
+    trials = [(n, _SEED_EFFECTS[SEED_LABELS[k]]) for k, n in enumerate(samples)]
+    return list(_raw_subject(rng, [trials] * N_SESSIONS, beta))
+
+
+def synthesize_seed_eye_subject(subject: int, clip_windows: list[int], seed: int = 0, effect: float = 1.0,
+                                eye_nan_rate: float = EYE_NAN_RATE) -> list[list[np.ndarray]]:
+    """One subject's SEED eye features: sessions → 15 clips of float64 ``(clip_windows[k], 33)``, NaN where missing.
+
+    The same 15 clips in every session (as in SEED), so the clip offsets are
+    drawn once for all sessions and subjects.
+    """
+    eye_rng = np.random.default_rng([seed, subject, 2])
+    params = EyeSubject.draw(eye_rng, len(SEED_EYE_FEATURES))
+    gain = effect * eye_rng.uniform(0.6, 1.4) * eye_rng.uniform(0.7, 1.3, len(EYE_LATENTS))
+    shifts = {label: shift * gain for label, shift in eye_shift_table(_SEED_EYE_EFFECTS).items()}
+    clips = eye_clip_offsets(np.random.default_rng([seed, 0, 2]), SEED_TRIALS)
+    if sum(clip_windows) == 0:
+        return [[np.empty((0, len(SEED_EYE_FEATURES))) for _ in clip_windows] for _ in range(N_SESSIONS)]
+    return [synthesize_eye_session(eye_rng, params, clip_windows, [shifts[c] for c in SEED_LABELS], clips,
+                                   eye_nan_rate, SEED_EYE_FEATURES) for _ in range(N_SESSIONS)]
+
+
+def write_synthetic_seed(
+    root: str | Path,
+    n_subjects: int = 15,
+    seconds: float = 240.0,
+    seed: int = 0,
+    effect: float = 1.0,
+    progress: Callable[[int, int], None] | None = None,
+    with_eye: bool = True,
+    eye_nan_rate: float = EYE_NAN_RATE,
+) -> Path:
+    """Write ``root/Preprocessed_EEG/*.mat`` (+ ``label.mat``), ``root/ExtractedFeatures/*.mat`` and the eye files.
+
+    ``seconds`` is the mean trial length (trials last 0.9–1.1 × that, whole
+    seconds plus a fraction); every subject gets 3 date-named session files.
+    ``with_eye``: also write ``root/SEED_Multimodal/Chinese/04-Eye-tracking-feature/eye_tracking_feature/
+    {subject}_{session}`` for the subjects of :data:`SEED_EYE_SUBJECTS` (1–5, 8–14) among those written;
+    ``eye_nan_rate`` in [0, 1) as for SEED-IV.
+    """
+    from moodops.components.features.spectral import differential_entropy
+
+    _check_subjects(n_subjects)
+    if seconds < 2.0:
+        raise ConfigError(f"The 'seconds' parameter must be >= 2. Got {seconds} instead.")
+    _check_nan_rate(eye_nan_rate)
+    base = Path(root).expanduser()
+    raw_dir, feature_dir, eye_dir = base / SEED_RAW_DIR, base / SEED_FEATURE_DIR, base.joinpath(*SEED_EYE_DIR)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    feature_dir.mkdir(parents=True, exist_ok=True)
+    if with_eye:
+        eye_dir.mkdir(parents=True, exist_ok=True)
+    layout = np.random.default_rng([seed, 0])
+    lengths = np.maximum(1, np.round(seconds * layout.uniform(0.9, 1.1, SEED_TRIALS))).astype(int)
+    samples = [int(s * SEED_SFREQ + layout.integers(0, int(SEED_SFREQ))) for s in lengths]
+    clip_windows = [n // int(EYE_WINDOW_S * SEED_SFREQ) for n in samples]
+    label = np.asarray(SEED_LABELS, dtype=np.float64)[None, :]
+    for folder in (raw_dir, feature_dir):
+        _write_mat(folder / "label.mat", {"label": label})
+    for done, subject in enumerate(range(1, n_subjects + 1), start=1):
+        dates = _dates(np.random.default_rng([seed, subject, 1]), dt.date(2013, 4, 1), subject)
+        prefix = _initials(subject)
+        for date, trials in zip(dates, synthesize_seed_subject(subject, samples, seed, effect)):
+            name = f"{subject}_{date}.mat"
+            _write_mat(raw_dir / name, {f"{prefix}_eeg{k}": x for k, x in enumerate(trials, start=1)})
+            features: dict[str, np.ndarray] = {}
+            for k, x in enumerate(trials, start=1):
+                de = differential_entropy(x, SEED_SFREQ, BANDS, window_s=1.0, method="stft")  # (W, 62, 5)
+                features[f"de_movingAve{k}"] = moving_average(de).transpose(1, 0, 2)
+                features[f"de_LDS{k}"] = lds_smooth(de).transpose(1, 0, 2)
+            _write_mat(feature_dir / name, features)
+        if with_eye and subject in SEED_EYE_SUBJECTS:
+            for session, clips in enumerate(synthesize_seed_eye_subject(subject, clip_windows, seed, effect,
+                                                                        eye_nan_rate), start=1):
+                _write_pickle(eye_dir / f"{subject}_{session}", {
+                    key: np.concatenate(clips[first - 1:last]) for key, first, last in SEED_EYE_PARTS})
+        if progress is not None:
+            progress(done, n_subjects)
+    return base
+
+
 # --------------------------------------------------------------------------- SEED-IV
 
 
@@ -593,6 +695,39 @@ def synthesize_seed_iv_subject(subject: int, windows: dict[int, list[int]], seed
     return out
 
 
+def synthesize_seed_iv_raw_subject(subject: int, windows: dict[int, list[int]], seed: int = 0, effect: float = 1.0,
+                                   sfreq: float = SEED_IV_RAW_SFREQ
+                                   ) -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
+    """One subject's SEED-IV raw EEG, one session at a time: 24 trials of (EEG, recording) float32 (62, samples).
+
+    Trial k of a session with ``w`` 4-s windows has ``w · 4 · sfreq + 1``
+    samples (the release's trials are whole 4-s windows plus one sample). The
+    EEG is SEED's generator with SEED-IV's class effects (as log-amplitude
+    gains of 0.175 · effect · g_subject, about the feature-domain writer's DE
+    shifts) times a subject scale (0.5–2: amplifier and reference differ);
+    the recording adds what the release's feature extraction filtered out: a
+    slow drift per channel (a random walk reaching 10–40 µV by the trial's
+    end) and 50 Hz mains (1–8 µV per subject, 0.5–1.5× per channel).
+    """
+    rng = np.random.default_rng([seed, subject, 3])
+    beta = 0.175 * effect * rng.uniform(0.6, 1.4)
+    scale = rng.uniform(0.5, 2.0)
+    mains = rng.uniform(1.0, 8.0) * rng.uniform(0.5, 1.5, (N_CHANNELS, 1))
+    sessions = [[(int(w * SEED_IV_WINDOW_S * sfreq) + 1, _SEED_IV_EEG_EFFECTS[SEED_IV_SESSION_LABELS[s][k]])
+                 for k, w in enumerate(windows[s])] for s in range(1, N_SESSIONS + 1)]
+    for trials in _raw_subject(rng, sessions, beta, sfreq):
+        out = []
+        for x in trials:
+            eeg = x * np.float32(scale)
+            n = eeg.shape[1]
+            drift = np.cumsum(rng.standard_normal((N_CHANNELS, n)), axis=1) / np.sqrt(n)
+            drift *= rng.uniform(10.0, 40.0, (N_CHANNELS, 1))
+            phase = rng.uniform(0.0, 2.0 * np.pi, (N_CHANNELS, 1))
+            line = mains * np.sin(2.0 * np.pi * 50.0 * np.arange(n) / sfreq + phase)
+            out.append((eeg, (eeg + drift + line).astype(np.float32)))
+        yield out
+
+
 def write_synthetic_seed_iv(
     root: str | Path,
     n_subjects: int = 15,
@@ -601,6 +736,8 @@ def write_synthetic_seed_iv(
     effect: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
     eye_nan_rate: float = EYE_NAN_RATE,
+    with_raw: bool = False,
+    raw_sfreq: float = SEED_IV_RAW_SFREQ,
 ) -> Path:
     """Write ``root/eeg_feature_smooth/{1,2,3}/*.mat`` and ``root/eye_feature_smooth/{1,2,3}/*.mat``; return ``root``.
 
@@ -608,16 +745,23 @@ def write_synthetic_seed_iv(
     ``eye_nan_rate`` in [0, 1): the share of windows lost to the eye tracker
     (all 31 eye features NaN); windows without a saccade have NaN saccade
     statistics whatever it is (see the module docstring).
+    ``with_raw``: also write ``root/eeg_raw_data/{1,2,3}/*.mat`` at ``raw_sfreq``
+    (:func:`synthesize_seed_iv_raw_subject`); the EEG features are then the
+    DE of that EEG (4-s windows, as SEED's), not drawn in the feature domain.
     """
+    from moodops.components.features.spectral import differential_entropy
+
     _check_subjects(n_subjects)
     lo, hi = (int(v) for v in windows_per_trial)
     if not 1 <= lo <= hi:
         raise ConfigError(f"The 'windows_per_trial' parameter must be (min, max) with 1 <= min <= max. "
                           f"Got {tuple(windows_per_trial)} instead.")
-    if not 0.0 <= eye_nan_rate < 1.0:
-        raise ConfigError(f"The 'eye_nan_rate' parameter must be in [0, 1). Got {eye_nan_rate} instead.")
+    _check_nan_rate(eye_nan_rate)
+    if not raw_sfreq >= 2 * BANDS["gamma"][1] + 20:  # room for the gamma band and the 50 Hz mains
+        raise ConfigError(f"The 'raw_sfreq' parameter must be >= {2 * BANDS['gamma'][1] + 20:g} Hz. "
+                          f"Got {raw_sfreq} instead.")
     base = Path(root).expanduser()
-    for kind in (SEED_IV_EEG_DIR, SEED_IV_EYE_DIR):
+    for kind in (SEED_IV_EEG_DIR, SEED_IV_EYE_DIR) + ((SEED_IV_RAW_DIR,) if with_raw else ()):
         for session in range(1, N_SESSIONS + 1):
             (base / kind / str(session)).mkdir(parents=True, exist_ok=True)
     layout = np.random.default_rng([seed, 0])
@@ -625,16 +769,25 @@ def write_synthetic_seed_iv(
     for done, subject in enumerate(range(1, n_subjects + 1), start=1):
         dates = _dates(np.random.default_rng([seed, subject, 1]), dt.date(2016, 3, 1), subject)
         sessions = synthesize_seed_iv_subject(subject, windows, seed, effect, eye_nan_rate)
+        raw = synthesize_seed_iv_raw_subject(subject, windows, seed, effect, raw_sfreq) if with_raw else None
         for session, trials in sessions.items():
             name = f"{subject}_{dates[session - 1]}.mat"
+            recorded = next(raw) if raw is not None else None
             eeg: dict[str, np.ndarray] = {}
             eye: dict[str, np.ndarray] = {}
             for k, (de, eye_k) in enumerate(trials, start=1):
+                if recorded is not None:
+                    de = differential_entropy(recorded[k - 1][0], raw_sfreq, BANDS, window_s=SEED_IV_WINDOW_S,
+                                              method="stft")
                 eeg[f"de_movingAve{k}"] = moving_average(de).transpose(1, 0, 2)
                 eeg[f"de_LDS{k}"] = lds_smooth(de).transpose(1, 0, 2)
                 eye[f"eye_{k}"] = eye_k.T
             _write_mat(base / SEED_IV_EEG_DIR / str(session) / name, eeg)
             _write_mat(base / SEED_IV_EYE_DIR / str(session) / name, eye)
+            if recorded is not None:
+                prefix = _initials(subject)
+                _write_mat(base / SEED_IV_RAW_DIR / str(session) / name,
+                           {f"{prefix}_eeg{k}": x for k, (_, x) in enumerate(recorded, start=1)})
         if progress is not None:
             progress(done, n_subjects)
     return base
