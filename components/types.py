@@ -126,3 +126,7 @@ class FoldResult:
     params: dict[str, Any] = field(default_factory=dict)
     node_id: str = ""
     device: str = "cpu"
+    #: Electrode attention of the test part, for models that have it (Mood Reader §3.5): ``epochs``
+    #: (k,), ``during`` (k, n_classes, C) at those epochs of training, ``test`` (n_classes, C) of the
+    #: model kept; class means, NaN for a class the test part lacks.
+    attention: dict[str, np.ndarray] = field(default_factory=dict)

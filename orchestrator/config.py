@@ -44,6 +44,7 @@ class RunConfig:
     window_s: float | None = None
     seq_len: int | None = None
     seq_step: int | None = None  # windows between sequence starts; None: seq_len (no overlap)
+    window_origin: str = "start"  # start | end: cut windows (and group them) from a trial's end, as Mood Reader
     baseline_removal: bool = False
     # protocol
     ratio: float = 0.8
@@ -53,6 +54,7 @@ class RunConfig:
     # as the papers train) | inner (inner folds over the training trials choose the epoch count)
     val_strategy: str = "stratified"
     inner_folds: int = 3
+    attention_maps: bool = True  # Mood Reader: electrode attention of the test part, logged as topomaps
     train_trials: int | None = None
     test_session: int | None = None
     # model and training

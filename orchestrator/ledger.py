@@ -72,7 +72,8 @@ class Ledger:
                    "history": result.history, "timing": result.timing, "params": result.params,
                    "node_id": result.node_id, "device": result.device}
         (tmp / "result.json").write_text(json.dumps(scalars, default=_plain))
-        np.savez(tmp / "arrays.npz", confusion=result.confusion, y_true=result.y_true, y_pred=result.y_pred)
+        np.savez(tmp / "arrays.npz", confusion=result.confusion, y_true=result.y_true, y_pred=result.y_pred,
+                 **{f"attention_{k}": v for k, v in result.attention.items()})
         (tmp / "weights.pt").write_bytes(result.weights)
         final = self.folds_dir / result.fold
         if final.exists():
@@ -90,11 +91,13 @@ class Ledger:
                 s = json.loads((folder / "result.json").read_text())
                 with np.load(folder / "arrays.npz", allow_pickle=False) as arrays:
                     confusion, y_true, y_pred = arrays["confusion"], arrays["y_true"], arrays["y_pred"]
+                    attention = {k[len("attention_"):]: arrays[k] for k in arrays.files if k.startswith("attention_")}
                 weights = (folder / "weights.pt").read_bytes()
             except (OSError, ValueError, KeyError) as e:
                 raise DataError(f"{folder}: damaged fold record ({e}); run with --fresh to start over") from None
             out[s["fold"]] = FoldResult(s["fold"], tuple(s["test_subjects"]), s["metrics"], confusion, y_true, y_pred,
-                                        s["history"], weights, s["timing"], s["params"], s["node_id"], s["device"])
+                                        s["history"], weights, s["timing"], s["params"], s["node_id"], s["device"],
+                                        attention)
         return out
 
 

@@ -20,6 +20,7 @@ from moodops.components.features import FeatureConfig, build_features, dataset_f
 from moodops.components.models import MODELS
 from moodops.components.protocols import PROTOCOLS, CrossSession, PerSubject, TrainTestSplit, leakage_fraction
 from moodops.components.types import FeatureSet, Fold, FoldResult
+from moodops.orchestrator.attention import mean_attention, save_attention
 from moodops.orchestrator.config import MODEL_DEFAULTS, RunConfig, default_cache_dir
 from moodops.orchestrator.fanout import Progress
 from moodops.orchestrator.ledger import Ledger
@@ -27,7 +28,7 @@ from moodops.pipelines.train import TrainConfig
 
 logger = logging.getLogger(__name__)
 
-SYNTHETIC_VERSION = 2
+SYNTHETIC_VERSION = 3
 #: Trial length of the ``--synthetic`` datasets: DEAP's real 60 s; shorter than the real
 #: SEED family (~4 min) so a first run stays light (``synthetic_seconds`` changes it).
 #: Protocols whose folds train on one subject's trials, and the default batch size there.
@@ -200,7 +201,8 @@ def train_config(config: RunConfig, pretrained: bytes | None = None) -> TrainCon
                        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                        weight_decay=config.weight_decay, optimizer=config.optimizer, patience=config.patience,
                        min_epochs=config.min_epochs, val_strategy=config.val_strategy,
-                       inner_folds=config.inner_folds, seed=config.seed, pretrained=pretrained, freeze_pretrained=config.freeze_encoder)
+                       inner_folds=config.inner_folds, seed=config.seed, pretrained=pretrained,
+                       freeze_pretrained=config.freeze_encoder, attention_maps=config.attention_maps)
 
 
 def apply_encoder_params(config: RunConfig, contract: dict[str, Any]) -> RunConfig:
@@ -277,7 +279,8 @@ def prepare_features(config: RunConfig, reporter: Reporter) -> FeatureSet:
                           **{k: getattr(config, k) for k in dataset_cls.option_names})
     method = config.precomputed if config.feature == "precomputed" else config.de_method
     feature_config = FeatureConfig(kind=config.feature, method=method, window_s=config.window_s,
-                                   baseline_removal=config.baseline_removal, extras=variant.extras)
+                                   baseline_removal=config.baseline_removal, extras=variant.extras,
+                                   window_origin=config.window_origin)
     t0 = time.perf_counter()
     windows = build_features(
         dataset, feature_config, cache_dir / "features",
@@ -286,7 +289,7 @@ def prepare_features(config: RunConfig, reporter: Reporter) -> FeatureSet:
     )
     reporter.status(f"features ready: {windows.x.shape[0]} windows × {windows.x.shape[1:]} "
                     f"in {time.perf_counter() - t0:.1f} s ({windows.info['cache_hits']} subjects from cache)")
-    samples = make_sequences(windows, config.seq_len, config.seq_step)
+    samples = make_sequences(windows, config.seq_len, config.seq_step, config.window_origin)
     labels = {k: samples.column(k) for k in dataset.label_names}
     y, names = dataset.make_targets(labels, config.label)
     samples = dataclasses.replace(samples, y=y, class_names=names)
@@ -325,8 +328,11 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
     describe = (f"model {config.model}, variant {config.variant}"
                 f"{' (auto: the fullest variant this dataset supports; --variant to choose)' if requested_variant == 'auto' else ''}"
                 f"; feature {config.feature}"
+                + (f" ({config.de_method})" if config.feature == "de" and config.de_method != "bandpass" else "")
                 + (f" {config.precomputed} (the release's windows)" if config.feature == "precomputed"
-                   else f", {config.window_s:g}-s windows") + f", {config.seq_len} per sample"
+                   else f", {config.window_s:g}-s windows"
+                   + (" cut from each trial's end" if config.window_origin == "end" else ""))
+                + f", {config.seq_len} per sample"
                 + (f" every {config.seq_step}" if config.seq_step and config.seq_step != config.seq_len else ""))
     reporter.status(describe)
 
@@ -382,6 +388,15 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
     fold_params = {"model": config.model, "variant": config.variant, "model_params": config.model_params,
                    "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size, "label": config.label}
     by_name = {f.name: f for f in folds}
+    ch_names = tuple(DATASETS.get(config.dataset).eeg_channels)
+    run_title = f"{config.protocol} · {config.dataset} · {config.label} · {config.model} ({config.variant})"
+
+    def draw_attention(result: FoldResult, folder: Path) -> list[Path]:
+        """The fold's electrode attention (Mood Reader §3.5) as arrays and scalp maps, under attention/."""
+        if not result.attention:
+            return []
+        return _attention_files(result.attention, ch_names, features.class_names, folder / "attention",
+                                f"{result.fold}: electrode attention on its test part\n{run_title}")
 
     def log_result(result: FoldResult) -> bool:
         """Log one fold to MLflow; False (result kept in the ledger) when the tracking store is away."""
@@ -390,7 +405,7 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
             if run_id is None:
                 run_id = children[result.fold] = tracker.create_child(by_name[result.fold], {
                     "moodops.config_hash": config.config_hash(), **_note_tags(by_name[result.fold])})
-            tracker.log_fold(run_id, result, {**fold_params, "fold": result.fold})
+            tracker.log_fold(run_id, result, {**fold_params, "fold": result.fold}, draw_attention)
         except Exception as e:  # noqa: BLE001 - any tracking failure: keep the result, log it later
             if isinstance(e, KeyboardInterrupt):
                 raise
@@ -468,6 +483,10 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
             title = f"{config.protocol} · {config.dataset} · {config.label} · {config.model} ({config.variant})"
             plot_fold_accuracy(results, chance, out / "per_subject_accuracy.png", title)
             plot_confusion(confusion, features.class_names, out / "confusion_matrix.png", title)
+            averaged = mean_attention(results)
+            if averaged is not None:
+                _attention_files(averaged, ch_names, features.class_names, out / "attention",
+                                 f"electrode attention, mean of {int(averaged['n_folds'])} folds\n{title}")
             tracker.log_parent_artifacts(out)
         tracker.end_parent("FINISHED")
         ledger.update(status="FINISHED")
@@ -501,6 +520,18 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
             import ray
 
             ray.shutdown()
+
+
+def _attention_files(attention: dict[str, np.ndarray], ch_names: tuple[str, ...], class_names, folder: Path,
+                     title: str) -> list[Path]:
+    """Arrays always; the topomap when the dataset's channel names cover the attention's channels."""
+    if len(ch_names) != np.asarray(attention["test"]).shape[-1]:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(folder / "electrode_attention.npz", classes=np.array(list(class_names)), **attention)
+        logger.warning("electrode attention over %d channels, but the dataset names %d: arrays saved, no "
+                       "topomap drawn", np.asarray(attention["test"]).shape[-1], len(ch_names))
+        return [folder / "electrode_attention.npz"]
+    return save_attention(attention, ch_names, class_names, folder, title)
 
 
 def _note_tags(fold: Fold) -> dict[str, str]:

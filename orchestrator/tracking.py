@@ -13,6 +13,7 @@ import logging
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,10 @@ class Tracker:
         )
         return run.info.run_id
 
-    def log_fold(self, run_id: str, result: FoldResult, params: dict[str, Any]) -> None:
+    def log_fold(self, run_id: str, result: FoldResult, params: dict[str, Any],
+                 extra: Callable[[FoldResult, Path], list[Path]] | None = None) -> None:
+        """Log a fold's metrics, params, weights and confusion; ``extra(result, folder)`` may write more
+        files into a folder of its own, logged under the same relative paths (e.g. ``attention/``)."""
         from mlflow.entities import Metric, Param, RunTag
 
         ts = _now_ms()
@@ -133,6 +137,12 @@ class Tracker:
             self.client.log_artifact(run_id, str(weights), "model")
             (Path(tmp) / "confusion.json").write_text(json.dumps(result.confusion.tolist()))
             self.client.log_artifact(run_id, str(Path(tmp) / "confusion.json"))
+            if extra is not None:
+                folder = Path(tmp) / "extra"
+                folder.mkdir()
+                for path in extra(result, folder):
+                    rel = path.parent.relative_to(folder)
+                    self.client.log_artifact(run_id, str(path), None if str(rel) == "." else rel.as_posix())
         self.client.set_terminated(run_id, "FINISHED")
 
     def fail_child(self, run_id: str, message: str, status: str = "FAILED") -> None:

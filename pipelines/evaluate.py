@@ -89,8 +89,9 @@ def _run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hook
 
     shapes = {name: tuple(v.shape[1:]) for name, v in inputs.items()}
     fit_fn = _fit_sklearn if info.framework == "sklearn" else _fit_torch
+    attention: dict[str, np.ndarray] = {}
     y_pred, history, best_epoch, state, device = fit_fn(config, fold, features, part, shapes, n_classes, seed,
-                                                        hooks)
+                                                        hooks, attention)
     t_train = time.perf_counter()
     y_true = features.y[fold.test]
     metrics = classification_metrics(y_true, y_pred, n_classes)
@@ -114,6 +115,7 @@ def _run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hook
         timing={"train_s": t_train - t0, "test_s": t_end - t_train, "total_s": t_end - t0},
         params={"seed": seed, "device": device, "variant": variant.name},
         device=device,
+        attention=attention,
     )
     hooks.on_fold_end(fold.name, result)
     return result
@@ -135,7 +137,30 @@ def torch_save(obj: dict, buffer) -> None:
     torch.save(convert(obj), buffer)
 
 
-def _fit_torch(config, fold, features, part, shapes, n_classes, seed, hooks):
+def attention_epochs(epochs: int) -> list[int]:
+    """The epochs at which a fold records electrode attention during training: the first, a third,
+    two thirds and the last (Mood Reader's Fig. 3 shows four moments of training)."""
+    return sorted({1, max(1, round(epochs / 3)), max(1, round(2 * epochs / 3)), epochs})
+
+
+def class_attention(model, x, y: np.ndarray, n_classes: int, batch_size: int) -> np.ndarray:
+    """(n_classes, C): the mean electrode attention of the samples of each class (NaN for a class absent)."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        att = torch.cat([model.electrode_attention(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    model.train(was_training)
+    att = att.cpu().numpy().astype(np.float64)
+    out = np.full((n_classes, att.shape[1]), np.nan)
+    for k in range(n_classes):
+        if (y == k).any():
+            out[k] = att[y == k].mean(axis=0)
+    return out
+
+
+def _fit_torch(config, fold, features, part, shapes, n_classes, seed, hooks, attention=None):
     import torch
 
     if config.num_threads:
@@ -167,8 +192,23 @@ def _fit_torch(config, fold, features, part, shapes, n_classes, seed, hooks):
     model = build()
     hooks.on_train_start(fold.name, model)
     generator = torch.Generator().manual_seed(seed)
+    on_epoch = None
+    maps = attention is not None and config.attention_maps and hasattr(model, "electrode_attention")
+    y_test_np = features.y[fold.test]
+    if maps:
+        # §3.5: the attention of test samples at moments of training (looking, never selecting: eval mode, no grad)
+        moments = attention_epochs(epochs or config.epochs)
+        during: list[np.ndarray] = []
+
+        def on_epoch(epoch: int) -> None:
+            if epoch in moments:
+                during.append(class_attention(model, test["x"], y_test_np, n_classes, config.batch_size * 4))
     history, best_epoch = fit(model, config, fold.name, train, y_train, validation, y_val, hooks, generator,
-                              epochs=epochs)
+                              epochs=epochs, on_epoch=on_epoch)
+    if maps:
+        attention["epochs"] = np.array([e for e in moments if e <= len(history)], dtype=np.int64)
+        attention["during"] = np.stack(during)
+        attention["test"] = class_attention(model, test["x"], y_test_np, n_classes, config.batch_size * 4)
     for epoch, row in enumerate(inner):  # the inner curve beside the final training's, epoch by epoch
         if epoch < len(history):
             history[epoch].update(row)
@@ -207,7 +247,7 @@ def _inner_epochs(config, fold, features, tensors, build, seed, hooks) -> tuple[
     return n_epochs, curve
 
 
-def _fit_sklearn(config, fold, features, part, shapes, n_classes, seed, hooks):
+def _fit_sklearn(config, fold, features, part, shapes, n_classes, seed, hooks, attention=None):
     params = dict(config.model_params)
     params.setdefault("seed", seed)
     model = create_model(config.model, shapes, n_classes, variant=config.variant, **params)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,7 @@ class TrainConfig:
     num_threads: int | None = None
     pretrained: bytes | None = None  # a torch state dict (weights_only) loaded before training
     freeze_pretrained: bool = False
+    attention_maps: bool = True  # models with electrode attention (Mood Reader): record it on the test part
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -171,7 +173,8 @@ def _evaluate(model, inputs: dict, y, batch_size: int, loss_fn) -> tuple[float, 
 
 
 def fit(model, config: TrainConfig, fold: str, train: dict, y_train, validation: dict, y_val, hooks: Hooks,
-        generator, early_stopping: bool = True, epochs: int | None = None) -> tuple[list[dict[str, float]], int]:
+        generator, early_stopping: bool = True, epochs: int | None = None,
+        on_epoch: Callable[[int], None] | None = None) -> tuple[list[dict[str, float]], int]:
     """Train ``model`` in place; return (per-epoch history, selected epoch).
 
     ``train`` and ``validation`` map input names (``x`` and the variant's
@@ -188,6 +191,8 @@ def fit(model, config: TrainConfig, fold: str, train: dict, y_train, validation:
     classifier from a majority vote, so it is only recorded: all epochs run
     and the last is kept (the fold says so in its log). Without a validation
     part, ``epochs`` (default ``config.epochs``) run and the last is kept.
+    ``on_epoch(epoch)`` runs after each epoch (after the hooks), e.g. to look
+    at the model mid-training; it must leave the model's weights alone.
     """
     import torch
 
@@ -236,6 +241,8 @@ def fit(model, config: TrainConfig, fold: str, train: dict, y_train, validation:
             metrics.update(val_loss=val_loss, val_accuracy=float((val_pred == y_val.cpu().numpy()).mean()))
         history.append(metrics)
         hooks.on_epoch_end(fold, epoch, metrics)
+        if on_epoch is not None:
+            on_epoch(epoch)
         if selecting and epoch >= first:
             if selection.offer(epoch, metrics["val_loss"], metrics["val_accuracy"], model):
                 stale = 0

@@ -5,7 +5,7 @@ One folder per dataset family, each with its reader(s) and a synthetic writer of
 - ``deap/`` — DEAP (``deap.py``, ``synthetic_deap.py``);
 - ``seed/`` — SEED and SEED-IV (``seed.py``), SEED-V (``seed_v.py``), their writers;
 - ``eegmmidb/`` — the EEG Motor Movement/Imagery dataset (pretraining corpus);
-- ``formats/`` — the file formats the releases use (restricted pickle, Python-2 pickle, EDF);
+- ``formats/`` — the file formats the releases use (restricted pickle, Python-2 pickle, EDF, Neuroscan CNT);
 - ``preprocess.py`` — the raw-EEG band-pass / notch / resample all raw readers share;
 - ``base.py``, ``missing.py`` — the dataset contract and the missing-value report.
 

@@ -12,8 +12,8 @@ from moodops.components.datasets.base import Dataset
 from moodops.components.errors import ConfigError, DataError, invalid_choice
 from moodops.components.features.cache import FeatureCache, cache_key
 from moodops.components.features.connectivity import dynamic_connectivity
-from moodops.components.features.spectral import (DE_METHODS, _window_params, _windows, differential_entropy,
-                                                  power_spectral_density)
+from moodops.components.features.spectral import (DE_METHODS, WINDOW_ORIGINS, _window_params, _windows,
+                                                  differential_entropy, power_spectral_density)
 from moodops.components.registry import Registry
 from moodops.components.types import FeatureSet
 
@@ -49,6 +49,14 @@ class FeatureConfig:
     the ``(C, C)`` Pearson connectivity of the channels' Welch spectra;
     ``precomputed`` takes the features the dataset release ships (``method``
     names the set, e.g. SEED's ``de_LDS``; windows are the release's own).
+    ``window_origin``: ``start`` cuts windows from a trial's first sample and
+    drops the remainder at its end; ``end`` cuts them backwards from its last
+    sample, so the remainder dropped is at the start (Mood Reader §4.1: "a 4s
+    non-overlapping Hanning window was utilized for segmentation in reverse
+    order"). Window indices still count forwards in time. The raw windows
+    (``raw`` extra) are the same samples; a dataset's own per-window eye or
+    face features are matched by index, so with ``end`` they lag the EEG
+    windows by the dropped remainder (less than one window).
     """
 
     kind: str = "de"
@@ -58,6 +66,7 @@ class FeatureConfig:
     bands: dict[str, tuple[float, float]] | None = None
     baseline_removal: bool = False
     extras: tuple[str, ...] = ()
+    window_origin: str = "start"
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
@@ -72,14 +81,25 @@ class FeatureConfig:
             raise ConfigError(invalid_choice("de_method", self.method, DE_METHODS))
         if self.window_s <= 0:
             raise ConfigError(f"The 'window_s' parameter must be > 0. Got {self.window_s} instead.")
+        if self.window_origin not in WINDOW_ORIGINS:
+            raise ConfigError(invalid_choice("window_origin", self.window_origin, WINDOW_ORIGINS))
+
+    def trim(self, x: np.ndarray, sfreq: float) -> np.ndarray:
+        """The samples the windows cover: with ``window_origin="end"`` the leading remainder is cut off."""
+        if self.window_origin == "start":
+            return x
+        win, step, n_windows = _window_params(x.shape[-1], sfreq, self.window_s, self.step_s)
+        return x[..., x.shape[-1] - (win + (n_windows - 1) * step):]
 
     def compute(self, x: np.ndarray, sfreq: float) -> np.ndarray:
+        x = self.trim(x, sfreq)
         if self.kind == "de":
             return differential_entropy(x, sfreq, self.bands, self.window_s, self.step_s, method=self.method)
         return FEATURES.get(self.kind)(x, sfreq, self.bands, self.window_s, self.step_s)
 
     def raw_windows(self, data: np.ndarray, sfreq: float) -> np.ndarray:
         """(C, n_times) → (n_windows, C, window samples): the same windows as :meth:`compute`."""
+        data = self.trim(data, sfreq)
         win, step, _ = _window_params(data.shape[-1], sfreq, self.window_s, self.step_s)
         return np.ascontiguousarray(_windows(np.asarray(data, dtype=np.float32), win, step).transpose(1, 0, 2))
 
@@ -208,14 +228,18 @@ def dataset_fingerprint(dataset: Dataset) -> str:
     return cache_key({s: dataset.fingerprint(s) for s in dataset.subjects()})[:16]
 
 
-def make_sequences(features: FeatureSet, seq_len: int, step: int | None = None) -> FeatureSet:
+def make_sequences(features: FeatureSet, seq_len: int, step: int | None = None, origin: str = "start") -> FeatureSet:
     """Group consecutive windows of each trial into samples of ``seq_len`` windows.
 
     ``x (n_windows_total, C, F)`` → ``(n_samples, seq_len, C, F)`` (and each
     extra input alike, e.g. ``eye (n, E)`` → ``(n_samples, seq_len, E)``); windows that
-    do not fill a sequence at a trial's end are dropped. Metadata rows keep the
-    first window of each sequence.
+    do not fill a sequence are dropped: at a trial's end with ``origin="start"``,
+    at its start with ``origin="end"`` (the last sequence then ends on the
+    trial's last window, as Mood Reader's SWC groups windows cut in reverse
+    order). Metadata rows keep the first window of each sequence.
     """
+    if origin not in WINDOW_ORIGINS:
+        raise ConfigError(invalid_choice("window_origin", origin, WINDOW_ORIGINS))
     if seq_len < 1:
         raise ConfigError(f"The 'seq_len' parameter must be >= 1. Got {seq_len} instead.")
     step = step or seq_len
@@ -231,7 +255,16 @@ def make_sequences(features: FeatureSet, seq_len: int, step: int | None = None) 
         raise ConfigError(f"only {n} windows, fewer than seq_len={seq_len}")
     same = np.all(keys[seq_len - 1:] == keys[: n - seq_len + 1], axis=1)
     consecutive = (window[seq_len - 1:] - window[: n - seq_len + 1]) == seq_len - 1
-    starts = np.flatnonzero(same & consecutive & (window[: n - seq_len + 1] % step == 0))
+    if origin == "start":
+        aligned = window[: n - seq_len + 1] % step == 0
+    else:  # count from each trial's last window
+        _, trial_of = np.unique(keys, axis=0, return_inverse=True)
+        trial_of = trial_of.reshape(-1)
+        last = np.full(trial_of.max() + 1, -1, dtype=np.int64)
+        np.maximum.at(last, trial_of, window)
+        end = window[seq_len - 1:]
+        aligned = (last[trial_of[seq_len - 1:]] - end) % step == 0
+    starts = np.flatnonzero(same & consecutive & aligned)
     if len(starts) == 0:
         raise ConfigError(f"no trial has {seq_len} consecutive windows (seq_len too large)")
     idx = starts[:, None] + np.arange(seq_len)[None, :]

@@ -26,6 +26,8 @@ DEFAULT_BANDS: dict[str, tuple[float, float]] = {
     "gamma": (31.0, 50.0),
 }
 DE_METHODS = ("bandpass", "stft")
+#: Where a trial's windows are counted from (see ``FeatureConfig.window_origin``).
+WINDOW_ORIGINS = ("start", "end")
 BUTTERWORTH_ORDER = 4
 _LOG_2PIE = math.log(2 * math.pi * math.e)
 

@@ -20,7 +20,13 @@ def check_heads(dim: int, heads: int) -> None:
 
 
 class AttentionBlock(nn.Module):
-    """LayerNorm → multi-head self-attention → dropout + residual → LayerNorm.
+    """Mood Reader's attention block (Dong et al. 2024, §3.3, Eqs 1–4):
+
+        X' = LayerNorm(X̂)                               (1)
+        A  = MHA(X' W_q, X' W_k, X' W_v)                 (2, 3)
+        X  = LayerNorm(Dropout(A) + X')                  (4)
+
+    The residual adds the normalised input X', as Eq. 4 writes it.
 
     x : Tensor, shape (batch, tokens, dim) → same shape.
     """
@@ -34,9 +40,13 @@ class AttentionBlock(nn.Module):
         self.norm_out = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.norm_in(x)
-        h, _ = self.attention(h, h, h, need_weights=False)
-        return self.norm_out(x + self.dropout(h))
+        return self.attend(x)[0]
+
+    def attend(self, x: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The block's output and, with ``need_weights``, its attention (batch, tokens, tokens), head-averaged."""
+        normed = self.norm_in(x)  # Eq. 1
+        a, weights = self.attention(normed, normed, normed, need_weights=need_weights)  # Eqs 2-3
+        return self.norm_out(self.dropout(a) + normed), weights  # Eq. 4
 
 
 class InterlinkBlock(nn.Module):

@@ -16,12 +16,23 @@ Four parts, combined per variant (see the ``mood_reader`` registry entry):
   Without interlink (STB) the two views are used as they are.
 - **Eye-movement branch**: temporal attention blocks over ``eye (N, E)``.
 - **Fusion**. ``concat``: mean-pooled representations are concatenated into
-  an MLP. ``mlf`` (multi-level): every representation is LayerNorm-ed,
-  flattened and projected to ``fusion_dim``; level 1 scores F_S_T and F_T_S
-  and takes their softmax-weighted sum F_ST; level 2 does the same for the
-  encoder and eye representations (F_EE); the last level LayerNorms F_ST and
-  F_EE, attends over the pair, and a BatchNorm plus a three-layer classifier
-  give the logits.
+  an MLP. ``mlf`` (multi-level, §3.4): every representation is LayerNorm-ed,
+  flattened and projected to ``fusion_dim`` (D); level 1 passes F_S_T and
+  F_T_S through a linear layer and LayerNorm each, scores them with D × D
+  matrices and takes their per-feature softmax-weighted sum F_ST (Eqs 5–7,
+  :class:`FeatureScoreFusion`); level 2 does the same for the encoder and
+  eye representations (F_EE; with only one of them, F_EE is that one after
+  its linear layer and LayerNorm); the last level LayerNorms F_ST and F_EE
+  and applies self-attention to the pair (Eq. 8, M = Attention(Concat(F_ST,
+  F_EE)), no residual), and a BatchNorm plus a three-layer classifier give
+  the logits (Eq. 9's cross-entropy is the training loss).
+- **Electrode attention** (§3.5): :meth:`MoodReader.electrode_attention`
+  gives, per sample, the attention each electrode receives in the spatial
+  blocks (averaged over heads, query electrodes and blocks), the map the
+  paper projects onto the scalp (its Fig. 3).
+
+Differences from the paper that remain: dimensions (``dim``, ``fusion_dim``,
+depths) are not given in the paper and are set by the model's defaults.
 """
 from __future__ import annotations
 
@@ -30,7 +41,7 @@ from torch import nn
 
 from moodops.components.errors import ConfigError
 from moodops.components.models.blocks import AttentionBlock, InterlinkBlock, check_heads
-from moodops.components.models.fusion import ScoreFusion
+from moodops.components.models.fusion import FeatureScoreFusion
 
 
 class MBSMEncoder(nn.Module):
@@ -95,6 +106,17 @@ class SpatialTemporalBranch(nn.Module):
         if interlink:
             self.spatial_temporal = InterlinkBlock(dim, c, n, heads, dropout)
             self.temporal_spatial = InterlinkBlock(dim, n, c, heads, dropout)
+
+    def electrode_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """x (batch, N, C, F) → (batch, C): the attention each electrode (key) receives in the spatial
+        blocks, averaged over heads, query electrodes and blocks; each row sums to 1."""
+        b, n, c, f = x.shape
+        h = self.embed_spatial(x.permute(0, 2, 1, 3).reshape(b, c, n * f)) + self.channel_position
+        received = []
+        for block in self.spatial:
+            h, weights = block.attend(h, need_weights=True)
+            received.append(weights.mean(dim=1))  # over queries: (batch, C keys)
+        return torch.stack(received).mean(dim=0)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, n, c, f = x.shape
@@ -174,8 +196,11 @@ class MoodReader(nn.Module):
         else:
             check_heads(fusion_dim, heads)
             self.project = nn.ModuleList([_Project(t, w, fusion_dim) for t, w in reps])
-            self.level1 = ScoreFusion(fusion_dim, 2, fusion_temperature)
-            self.level2 = ScoreFusion(fusion_dim, len(reps) - 2, fusion_temperature) if len(reps) > 3 else None
+            # §3.4: "preprocessing is executed utilizing a linear layer and layer normalization" before each level
+            self.prepare = nn.ModuleList([nn.Sequential(nn.Linear(fusion_dim, fusion_dim), nn.LayerNorm(fusion_dim))
+                                          for _ in reps])
+            self.level1 = FeatureScoreFusion(fusion_dim, 2, fusion_temperature)
+            self.level2 = FeatureScoreFusion(fusion_dim, len(reps) - 2, fusion_temperature) if len(reps) > 3 else None
             self.final_norm = nn.ModuleList([nn.LayerNorm(fusion_dim), nn.LayerNorm(fusion_dim)])
             self.final_attention = nn.MultiheadAttention(fusion_dim, heads, batch_first=True)
             self.head = nn.Sequential(
@@ -220,7 +245,7 @@ class MoodReader(nn.Module):
         reps = self.representations(x, raw, eye)
         if self.fusion == "concat":
             return self.head(torch.cat([r.mean(dim=1) for r in reps], dim=-1))
-        unified = [p(r) for p, r in zip(self.project, reps)]
+        unified = [prepare(project(r)) for project, prepare, r in zip(self.project, self.prepare, reps)]
         f_st, w1 = self.level1(unified[:2])
         weights = {"level1": w1}
         if self.level2 is not None:
@@ -230,5 +255,10 @@ class MoodReader(nn.Module):
             f_ee = unified[2]
         self.last_fusion_weights = {k: v.detach() for k, v in weights.items()}
         pair = torch.stack([self.final_norm[0](f_st), self.final_norm[1](f_ee)], dim=1)
-        attended, _ = self.final_attention(pair, pair, pair, need_weights=False)
-        return self.head((pair + attended).flatten(1))
+        m, _ = self.final_attention(pair, pair, pair, need_weights=False)  # Eq. 8
+        return self.head(m.flatten(1))
+
+    def electrode_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """The spatial attention over electrodes for DE input ``x`` (batch, N, C, F) → (batch, C)
+        (§3.5; see :meth:`SpatialTemporalBranch.electrode_attention`)."""
+        return self.branch.electrode_attention(x)

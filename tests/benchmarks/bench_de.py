@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--method", default="bandpass", choices=["bandpass", "stft"])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    root = default_cache_dir() / "synthetic" / "deap-v2-s32-t40-60s-e1"
+    root = default_cache_dir() / "synthetic" / "deap-v3-s32-t40-60s-e1"
     if not (root / ".complete").is_file():
         write_synthetic_deap(root, 32, 40, 60.0, seed=0)
         (root / ".complete").write_text("ok\n")

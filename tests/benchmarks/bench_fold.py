@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    root = default_cache_dir() / "synthetic" / "deap-v2-s32-t40-60s-e1"
+    root = default_cache_dir() / "synthetic" / "deap-v3-s32-t40-60s-e1"
     if not (root / ".complete").is_file():
         raise SystemExit(f"{root} missing: run the README demo or bench_de.py first")
     dataset = Deap(root)

@@ -37,7 +37,7 @@ def env() -> dict[str, str]:
 def run_command(deap: Path, *extra: str) -> list[str]:
     # stib_cf with a fixed number of epochs (no early stop): a few seconds per fold, so a kill lands between folds
     return [MOODOPS, "run", "loso", "--dataset", "deap", "--root", str(deap), "--model", "mood_reader",
-            "--variant", "stib_cf", "--epochs", "60", "--set", "patience=1000", "--cpus-per-fold", "1", *extra]
+            "--variant", "stib_cf", "--epochs", "20", "--set", "patience=1000", "--cpus-per-fold", "1", *extra]
 
 
 def children(client, parent: str):
@@ -146,7 +146,7 @@ def test_tracking_server_restart_loses_no_fold(deap, tmp_path):
             time.sleep(0.3)  # the parent run exists
         time.sleep(2)
         server.stop()  # down while the folds finish (a few seconds each)
-        time.sleep(20)
+        time.sleep(12)
         server.start()
         stdout, stderr = proc.communicate(timeout=400)
         assert proc.returncode == 0, stderr

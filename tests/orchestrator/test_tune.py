@@ -178,10 +178,10 @@ def test_killed_study_resumes_to_n_trials_without_duplicates(deap, tmp_path):
     from moodops.orchestrator.tune import open_storage
 
     space = tmp_path / "space.yaml"
-    space.write_text(LR_SPACE + "epochs: {type: int, low: 400, high: 800}\n")  # a few seconds per trial
+    space.write_text(LR_SPACE + "epochs: {type: int, low: 200, high: 400}\n")  # a second or two per trial
     journal = tmp_path / "journal.log"
     command = [MOODOPS, "tune", "--dataset", "deap", "--root", str(deap), "--model", "linear", "--holdout", "5",
-               "--trials", "6", "--space", str(space), "--study", "resumable", "--storage", str(journal),
+               "--trials", "4", "--space", str(space), "--study", "resumable", "--storage", str(journal),
                "--pruner", "none", "--set", "patience=100000"]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -213,14 +213,14 @@ def test_killed_study_resumes_to_n_trials_without_duplicates(deap, tmp_path):
     assert "left running by a stopped driver" in done.stderr
     study = optuna.load_study(study_name="resumable", storage=open_storage(str(journal)))
     by_state = {s: [t for t in study.trials if t.state == s] for s in TrialState}
-    assert len(by_state[TrialState.COMPLETE]) + len(by_state[TrialState.PRUNED]) == 6
+    assert len(by_state[TrialState.COMPLETE]) + len(by_state[TrialState.PRUNED]) == 4
     assert [t.number for t in by_state[TrialState.FAIL]] == interrupted
     assert not by_state[TrialState.RUNNING]
     finished_params = [json.dumps(t.params, sort_keys=True) for t in by_state[TrialState.COMPLETE]]
     assert len(set(finished_params)) == len(finished_params)  # no trial ran twice
     retried = [t for t in by_state[TrialState.COMPLETE] if "moodops_retry_of" in t.user_attrs]
     assert sorted(t.user_attrs["moodops_retry_of"] for t in retried) == interrupted
-    assert json.loads(out.read_text())["studies"][0]["n_complete"] == 6
+    assert json.loads(out.read_text())["studies"][0]["n_complete"] == 4
 
 
 def test_tune_refuses_dishonest_setups(deap, tmp_path):

@@ -78,9 +78,10 @@ def test_multi_level_fusion_weights_are_a_softmax():
         model(data["x"], raw=data["raw"], eye=data["eye"])
     w = model.last_fusion_weights
     assert set(w) == {"level1", "level2"}
-    for weights in w.values():
-        assert weights.shape == (7, 2)
-        assert torch.all(weights >= 0) and torch.allclose(weights.sum(dim=1), torch.ones(7))
+    for weights in w.values():  # Eq. 6: per feature, a softmax across the two inputs
+        assert weights.shape == (7, 2, model.level1.weight.shape[-1])
+        assert torch.all(weights >= 0) and torch.allclose(weights.sum(dim=1), torch.ones(7, weights.shape[-1]))
+        assert weights.std(dim=-1).mean() > 0  # features are weighed differently, not one scalar per input
     # With one second-level representation there is nothing to weigh at level 2.
     single = create_model("mood_reader", SHAPES, 2, variant="stib_eye_mlf", **SMALL).eval()
     with torch.no_grad():
