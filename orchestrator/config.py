@@ -37,6 +37,7 @@ class RunConfig:
     comparison: str = ">"
     # dataset options
     de_layout: str = "channel-major"  # SEED-V: how its 310 DE values are ordered
+    raw_time_scale: float = 1.0  # SEED-V raw EEG: a synthetic copy's shrunk clip timeline (real data: 1)
     # features (None: the model's default, see MODEL_DEFAULTS)
     feature: str | None = None
     de_method: str = "bandpass"

@@ -17,18 +17,26 @@ REAL_SUBJECTS = {"deap": 32, "seed": 15, "seed-iv": 15, "seed-v": 16, "eegmmidb"
 
 def synthesize(name: str, out: Path, subjects: int | None = None, seed: int = 0, effect: float = 1.0,
                progress: Callable[[int, int], None] | None = None, trials: int | None = None,
-               seconds: float | None = None, with_face: bool = False) -> Path:
+               seconds: float | None = None, with_face: bool = False, with_raw: bool = False,
+               raw_time_scale: float = 1.0) -> Path:
     """Write a synthetic dataset in ``name``'s real layout into ``out``; return the dataset root.
 
     ``seconds``: trial length (DEAP: stimulus seconds, default 60; SEED: mean
     trial length, default 240 as the release; SEED-IV/SEED-V: mean trial
     length in 4-s windows ±40 %, default the writer's; eegmmidb: run length,
     default 60, runs 3–14, subjects numbered from 901). ``trials``: DEAP only.
+    ``with_raw``: SEED-IV and SEED-V also get their raw EEG (``eeg_raw_data/``,
+    ``EEG_raw/*.cnt`` at 200 Hz), with the features computed from it;
+    ``raw_time_scale`` shrinks SEED-V's published clip timeline for a smaller
+    copy (read it back with the same ``raw_time_scale``).
     """
     if name not in SYNTHESIZERS:
         raise ConfigError(invalid_choice("dataset", name, SYNTHESIZERS))
     if with_face and name != "deap":
         raise ConfigError(f"--with-face is for deap (facial features); '{name}' has eye movements instead")
+    if with_raw and name not in ("seed-iv", "seed-v"):
+        raise ConfigError(f"--with-raw is for seed-iv and seed-v (their features-first releases); '{name}' "
+                          "always has its raw EEG")
     if trials is not None and name != "deap":
         raise ConfigError(f"--trials is for deap; '{name}' has its release's fixed trials per session")
     out = Path(out)
@@ -53,10 +61,12 @@ def synthesize(name: str, out: Path, subjects: int | None = None, seed: int = 0,
     if name == "seed-iv":
         from moodops.components.datasets.seed.synthetic_seed import write_synthetic_seed_iv
 
-        return write_synthetic_seed_iv(out, n, seed=seed, effect=effect, progress=progress, **windows)
+        return write_synthetic_seed_iv(out, n, seed=seed, effect=effect, progress=progress, with_raw=with_raw,
+                                       **windows)
     from moodops.components.datasets.seed.synthetic_seed_v import write_synthetic_seed_v
 
-    return write_synthetic_seed_v(out, n, seed=seed, effect=effect, progress=progress, **windows)
+    raw = {"raw": True, "raw_time_scale": raw_time_scale, "raw_sfreq": 200} if with_raw else {}
+    return write_synthetic_seed_v(out, n, seed=seed, effect=effect, progress=progress, **raw, **windows)
 
 
 #: What a run does with a missing value: ``pipelines.evaluate.fit_normalisation`` takes the nanmean of

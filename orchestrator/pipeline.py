@@ -68,6 +68,9 @@ class Spec:
     description: str
     stages: list[Stage]
     path: Path
+    #: The paper's reported numbers (``source``, ``metric``, ``stages``: stage → {mean, std, row}, and
+    #: ``rows``: the table's other rows), printed and logged beside each stage's result.
+    paper: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -101,9 +104,9 @@ def load_spec(spec: str | Path) -> Spec:
     data = read_yaml(path, "pipeline spec")
     if not isinstance(data, dict) or not isinstance(data.get("stages"), list) or not data["stages"]:
         raise ConfigError(f"{path}: a pipeline spec is a mapping with a non-empty 'stages' list")
-    unknown = sorted(set(data) - {"name", "description", "stages"})
+    unknown = sorted(set(data) - {"name", "description", "stages", "paper"})
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level key '{unknown[0]}' (name, description, stages)")
+        raise ConfigError(f"{path}: unknown top-level key '{unknown[0]}' (name, description, stages, paper)")
     stages: list[Stage] = []
     for i, raw in enumerate(data["stages"], start=1):
         where = f"{path}: stage {i}"
@@ -141,7 +144,49 @@ def load_spec(spec: str | Path) -> Spec:
         stage = Stage(name, kind, config, refs)
         _validate(stage, {k: "models:/placeholder/1" for k in refs}, f"{where} ({name})", synthetic=None)
         stages.append(stage)
-    return Spec(str(data.get("name") or path.stem), str(data.get("description") or ""), stages, path)
+    paper = _paper_block(data.get("paper"), path, {s.name for s in stages})
+    return Spec(str(data.get("name") or path.stem), str(data.get("description") or ""), stages, path, paper)
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    return float(value)
+
+
+def _paper_block(block: Any, path: Path, stage_names: set[str]) -> dict[str, Any]:
+    """Validate a spec's ``paper:`` block: ``source`` and ``metric`` strings, ``stages`` mapping stage
+    names of this spec to ``{mean, std, row}`` (in %), ``rows`` a list of ``{method, mean, std}``."""
+    if block is None:
+        return {}
+    where = f"{path}: paper"
+    if not isinstance(block, dict):
+        raise ConfigError(f"{where}: must be a mapping with source, metric, stages and rows")
+    extra = sorted(set(block) - {"source", "metric", "stages", "rows"})
+    if extra:
+        raise ConfigError(f"{where}: unknown key '{extra[0]}' (source, metric, stages, rows)")
+    if not isinstance(block.get("source"), str) or not isinstance(block.get("metric"), str):
+        raise ConfigError(f"{where}: 'source' and 'metric' must be strings")
+    stages = block.get("stages") or {}
+    if not isinstance(stages, dict):
+        raise ConfigError(f"{where}.stages: must map stage names to {{mean, std, row}}")
+    for name, entry in stages.items():
+        if name not in stage_names:
+            raise ConfigError(f"{where}.stages: '{name}' is not a stage of this spec")
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}.stages.{name}: must be a mapping with mean, std and row")
+        for key in ("mean", "std"):
+            _number(entry.get(key), f"{where}.stages.{name}.{key}")
+    rows = block.get("rows") or []
+    if not isinstance(rows, list):
+        raise ConfigError(f"{where}.rows: must be a list of {{method, mean, std}}")
+    for i, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not isinstance(row.get("method"), str):
+            raise ConfigError(f"{where}.rows[{i}]: must be a mapping with method, mean and std")
+        for key in ("mean", "std"):
+            if row.get(key) is not None:
+                _number(row[key], f"{where}.rows[{i}].{key}")
+    return {"source": block["source"], "metric": block["metric"], "stages": stages, "rows": rows}
 
 
 def _materialise(stage: Stage, resolved: dict[str, str], synthetic: bool | None,
@@ -278,8 +323,17 @@ def run_pipeline(spec: Spec, synthetic: bool = False, roots: dict[str, str] | No
                 summary = run_experiment(job, reporter, tags=tags)
                 outcomes.append(StageOutcome(stage.name, stage.kind, key, False, summary.parent_run_id, None,
                                              dict(summary.aggregate)))
+                reported = spec.paper.get("stages", {}).get(stage.name)
+                if reported:
+                    metric = spec.paper["metric"]
+                    ours = summary.aggregate.get(f"test_{metric}_mean")
+                    reporter.status(f"stage {stage.name}: {metric} {100 * ours:.2f} ± "
+                                    f"{100 * summary.aggregate[f'test_{metric}_std']:.2f} %; the paper reports "
+                                    f"{reported['mean']:.2f} ± {reported['std']:.2f} ({spec.paper['source']})")
             reporter.status(f"stage {stage.name} done in {time.perf_counter() - t0:.0f} s")
         tracker.client.log_dict(parent, [dataclasses.asdict(o) for o in outcomes], "stages.json")
+        if spec.paper:
+            tracker.client.log_dict(parent, spec.paper, "paper.json")
         status = "FINISHED"
     finally:
         tracker.end_parent(status)

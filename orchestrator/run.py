@@ -81,15 +81,22 @@ class RunSummary:
         return dataclasses.asdict(self)
 
 
-def ensure_synthetic(cache_dir: Path, config: RunConfig, reporter: Reporter, with_face: bool = False) -> Path:
-    """The synthetic dataset for ``--synthetic``: generated once into the cache dir, atomically."""
+#: SEED-V's synthetic raw EEG shrinks the published clip timeline by this factor (clips of 30-60 s
+#: instead of 2-4 min), so a copy with raw EEG stays a few hundred MB.
+SYNTHETIC_SEED_V_TIME_SCALE = 0.25
+
+
+def ensure_synthetic(cache_dir: Path, config: RunConfig, reporter: Reporter, with_face: bool = False,
+                     with_raw: bool = False) -> Path:
+    """The synthetic dataset for ``--synthetic``: generated once into the cache dir, atomically.
+    ``with_raw``: SEED-IV / SEED-V with their raw EEG too (features computed from it)."""
     from moodops.orchestrator.datacmd import REAL_SUBJECTS, synthesize
 
     subjects = config.synthetic_subjects or REAL_SUBJECTS[config.dataset]
     seconds = config.synthetic_seconds or SYNTHETIC_SECONDS[config.dataset]
     trials = config.synthetic_trials if config.dataset == "deap" else None
     name = (f"{config.dataset}-v{SYNTHETIC_VERSION}-s{subjects}{f'-t{trials}' if trials else ''}-{seconds:g}s"
-            f"-e{config.synthetic_effect:g}{'-face' if with_face else ''}")
+            f"-e{config.synthetic_effect:g}{'-face' if with_face else ''}{'-raw' if with_raw else ''}")
     final = cache_dir / "synthetic" / name
     if (final / ".complete").is_file():
         return final
@@ -97,11 +104,12 @@ def ensure_synthetic(cache_dir: Path, config: RunConfig, reporter: Reporter, wit
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=final.parent))
     reporter.status(f"generating synthetic {config.dataset} ({subjects} subjects"
                     f"{f' × {trials} trials' if trials else ''}, {seconds:g}-s trials"
-                    f"{', with face features' if with_face else ''}) into {final}")
+                    f"{', with face features' if with_face else ''}{', with raw EEG' if with_raw else ''}) into {final}")
     try:
         synthesize(config.dataset, tmp, subjects, seed=0, effect=config.synthetic_effect,
                    progress=lambda done, total: reporter.transient(f"synthetic {config.dataset}: subject {done}/{total}"),
-                   trials=trials, seconds=seconds, with_face=with_face)
+                   trials=trials, seconds=seconds, with_face=with_face, with_raw=with_raw,
+                   raw_time_scale=SYNTHETIC_SEED_V_TIME_SCALE if config.dataset == "seed-v" else 1.0)
         (tmp / ".complete").write_text("ok\n")
         if final.exists():  # an incomplete leftover from an interrupted build
             shutil.rmtree(final)
@@ -164,6 +172,14 @@ def validate_names(config: RunConfig) -> None:
                           f"{', '.join(dataset_cls.modalities)}){hint}")
 
 
+def synthetic_modalities(dataset_cls) -> tuple[str, ...]:
+    """What ``--synthetic`` can generate: everything, though a features-first release (SEED-IV, SEED-V) is
+    generated with its raw EEG only when a variant needs it, so ``auto`` does not ask for it."""
+    if dataset_cls.default_feature == "precomputed":
+        return tuple(m for m in dataset_cls.modalities if m != "raw_eeg")
+    return dataset_cls.modalities
+
+
 def resolve_model_defaults(config: RunConfig) -> RunConfig:
     """Fill what the user left to the model: the variant ('auto': the first of the model's variants,
     in its order of completeness, whose modalities the dataset has), feature, window, sequence
@@ -172,23 +188,35 @@ def resolve_model_defaults(config: RunConfig) -> RunConfig:
     info = MODELS.get(config.model)
     changes: dict[str, Any] = {}
     dataset_cls = DATASETS.get(config.dataset)
+    present = synthetic_modalities(dataset_cls) if config.synthetic else dataset_cls.present_modalities(config.root)
     if config.variant == "auto":
-        # --synthetic generates every modality; a copy on disk may lack an optional one.
-        present = dataset_cls.modalities if config.synthetic else dataset_cls.present_modalities(config.root)
+        # --synthetic generates every modality (a features-first release's raw EEG only when a variant
+        # needs it); a copy on disk may lack an optional one.
         fitting = info.variants_for(present)
         if not fitting:
             raise ConfigError(f"no variant of model '{config.model}' runs on the {config.dataset} copy at "
                               f"{config.root}: it has {', '.join(present)}")
         changes["variant"] = fitting[0].name
+    variant = info.variant(changes.get("variant", config.variant))
+    needs_raw = "raw_eeg" in variant.modalities
+    if needs_raw and not config.synthetic and "raw_eeg" not in present:
+        raise ConfigError(f"model '{config.model}' variant '{variant.name}' needs raw EEG, which the "
+                          f"{config.dataset} copy at {config.root} does not have (it has {', '.join(present)})")
     if config.label is None:
         changes["label"] = dataset_cls.targets[0]
     if config.feature is None:
-        feature_only = "raw_eeg" not in dataset_cls.modalities
-        changes["feature"] = "precomputed" if feature_only else info.features[0]
+        computed = next((f for f in info.features if f != "precomputed"), info.features[0])
+        feature_only = "raw_eeg" not in (dataset_cls.modalities if config.synthetic else present)
+        first = dataset_cls.default_feature == "precomputed" and "precomputed" in info.features
+        changes["feature"] = "precomputed" if (feature_only or first) and not needs_raw else computed
+    feature = changes.get("feature", config.feature)
+    if (config.window_s is None and feature != "precomputed" and dataset_cls.eye_window_s
+            and "eye" in variant.modalities):
+        changes["window_s"] = dataset_cls.eye_window_s  # computed EEG windows beside the release's eye windows
     if (changes.get("feature", config.feature) == "precomputed") and config.precomputed is None:
         changes["precomputed"] = dataset_cls.precomputed[0]
     for key, default in MODEL_DEFAULTS.items():
-        if getattr(config, key) is None:
+        if getattr(config, key) is None and key not in changes:
             changes[key] = info.run_defaults.get(key, default)
     if config.batch_size is None and config.protocol in WITHIN_SUBJECT:
         # A within-subject fold trains on a few hundred samples: large batches would leave a handful of steps.
@@ -270,13 +298,18 @@ def prepare_features(config: RunConfig, reporter: Reporter) -> FeatureSet:
     """Load (or generate) the dataset and build the labelled model-input feature set."""
     cache_dir = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
     variant = MODELS.get(config.model).variant(config.variant)
+    dataset_cls = DATASETS.get(config.dataset)
+    options = {k: getattr(config, k) for k in dataset_cls.option_names}
     if config.synthetic:
-        root = ensure_synthetic(cache_dir, config, reporter, with_face="face" in variant.modalities)
+        with_raw = dataset_cls.default_feature == "precomputed" and config.feature != "precomputed"
+        root = ensure_synthetic(cache_dir, config, reporter, with_face="face" in variant.modalities,
+                                with_raw=with_raw)
+        if with_raw and "raw_time_scale" in options:
+            options["raw_time_scale"] = SYNTHETIC_SEED_V_TIME_SCALE
     else:
         root = Path(config.root)
-    dataset_cls = DATASETS.get(config.dataset)
     dataset = dataset_cls(root, subjects=config.subjects, modalities=[m for m in variant.extras if m != "raw"],
-                          **{k: getattr(config, k) for k in dataset_cls.option_names})
+                          **options)
     method = config.precomputed if config.feature == "precomputed" else config.de_method
     feature_config = FeatureConfig(kind=config.feature, method=method, window_s=config.window_s,
                                    baseline_removal=config.baseline_removal, extras=variant.extras,

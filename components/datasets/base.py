@@ -40,6 +40,12 @@ class Dataset(ABC):
     per_subject_train_trials: ClassVar[int | None] = None
     #: The raw EEG's channel names and sampling rate (for mapping a pretrained encoder's input), if fixed.
     eeg_channels: ClassVar[tuple[str, ...]] = ()
+    #: ``"precomputed"`` for a feature release first (SEED-IV, SEED-V): runs take its features unless the
+    #: model needs raw EEG; None: features are computed from the raw EEG when the dataset has it.
+    default_feature: ClassVar[str | None] = None
+    #: The window length of the release's own per-window eye features, when computed EEG features must
+    #: use it to stay aligned with them (None: any window length).
+    eye_window_s: ClassVar[float | None] = None
     eeg_sfreq: ClassVar[float | None] = None
 
     def __init__(self, root: str | Path, subjects: Sequence[int] | None = None,

@@ -545,11 +545,11 @@ def test_seed_iv_targets_and_attributes():
     assert names == ("neutral", "sad", "fear", "happy")
     with pytest.raises(DataError, match="holds -1.0"):
         ds.make_targets({"emotion": np.array([-1.0])}, "emotion")
-    assert (SeedIV.modalities, SeedIV.precomputed, SeedIV.targets) == (
-        ("eeg", "eye"), ("de_LDS", "de_movingAve"), ("emotion",))
-    assert "raw_eeg" not in SeedIV.modalities
-    with pytest.raises(ConfigError, match="no modality raw_eeg"):
-        SeedIV("/nonexistent", modalities=("raw_eeg",))
+    assert (SeedIV.modalities, SeedIV.precomputed, SeedIV.targets, SeedIV.default_feature) == (
+        ("eeg", "raw_eeg", "eye"), ("de_LDS", "de_movingAve"), ("emotion",), "precomputed")
+    assert SeedIV.present_modalities("/nonexistent") == ("eeg",)  # raw EEG and eye only where their folders are
+    with pytest.raises(ConfigError, match="no modality face"):
+        SeedIV("/nonexistent", modalities=("face",))
     for labels in SEED_IV_SESSION_LABELS.values():
         assert np.bincount(labels).tolist() == [6, 6, 6, 6]
 

@@ -107,9 +107,9 @@ def _load(ds: SeedV, subject: int = 1):
 
 def test_class_contract():
     assert SeedV.name == "seed-v"
-    assert SeedV.modalities == ("eeg", "eye") and "raw_eeg" not in SeedV.modalities
-    assert SeedV.precomputed == ("de",)
-    assert SeedV.option_names == ("de_layout",)
+    assert SeedV.modalities == ("eeg", "raw_eeg", "eye") and SeedV.default_feature == "precomputed"
+    assert SeedV.precomputed == ("de",) and SeedV.eye_window_s == 4.0
+    assert SeedV.option_names == ("de_layout", "raw_time_scale")
     assert SeedV.label_names == SeedV.targets == ("emotion",)
     SeedV.check_target("emotion")
     with pytest.raises(ConfigError):
@@ -120,13 +120,12 @@ def test_constructor_checks_options_not_disk(tmp_path):
     SeedV(tmp_path / "nowhere")  # nothing read yet
     with pytest.raises(ConfigError, match="de_layout"):
         SeedV(tmp_path, de_layout="bands-first")
-    with pytest.raises(ConfigError, match="raw_eeg"):
-        SeedV(tmp_path, modalities=("raw_eeg",))
     with pytest.raises(ConfigError, match="face"):
         SeedV(tmp_path, modalities=("face",))
 
 
 def test_no_raw_eeg_and_only_de(hand_root):
+    assert SeedV.present_modalities(hand_root) == ("eeg", "eye")  # a features-only copy: no raw_eeg
     ds = SeedV(hand_root)
     with pytest.raises(ConfigError, match="features only"):
         ds.load_subject(1)

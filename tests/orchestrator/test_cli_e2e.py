@@ -117,24 +117,28 @@ def test_bad_root_is_one_line_and_marks_the_parent_failed(tmp_path):
 
 
 def test_unknown_names_suggest_the_closest(tmp_path):
-    proc = moodops("run", "loso", "--dataset", "deep", "--synthetic", cwd=tmp_path)
+    cwd = tmp_path / "fresh"
+    cwd.mkdir()
+    proc = moodops("run", "loso", "--dataset", "deep", "--synthetic", cwd=cwd)
     assert proc.returncode == 2
     assert "Allowed values are 'deap'" in proc.stderr and "Did you mean 'deap'?" in proc.stderr
-    proc = moodops("run", "loso", "--synthetic", "--label", "valance", cwd=tmp_path)
+    proc = moodops("run", "loso", "--synthetic", "--label", "valance", cwd=cwd)
     assert proc.returncode == 2 and "Did you mean 'valence'?" in proc.stderr
-    assert not (tmp_path / "mlflow.db").exists()  # rejected before any tracking
+    assert not (cwd / "mlflow.db").exists()  # rejected before any tracking
 
 
 def test_a_modality_the_dataset_lacks_is_refused_before_any_work(tmp_path):
+    cwd = tmp_path / "fresh"
+    cwd.mkdir()
     proc = moodops("run", "loso", "--dataset", "deap", "--synthetic", "--model", "mood_reader", "--variant", "full",
-                   cwd=tmp_path)
+                   cwd=cwd)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "moodops: error: model 'mood_reader' variant 'full' needs modality eye, which dataset 'deap' does not have "
         "(it has eeg, raw_eeg, peripheral, face); variants that run on it: stib_enc_mlf, stib_enc_cf, stib_cf, stb_cf"]
-    proc = moodops("run", "loso", "--synthetic", "--model", "dfcn", "--set", "feature=de", cwd=tmp_path)
+    proc = moodops("run", "loso", "--synthetic", "--model", "dfcn", "--set", "feature=de", cwd=cwd)
     assert proc.returncode == 2 and "model 'dfcn' takes feature dfc, not 'de'" in proc.stderr
-    assert not (tmp_path / "mlflow.db").exists()
+    assert not (cwd / "mlflow.db").exists()
 
 
 @pytest.mark.slow

@@ -94,3 +94,29 @@ def test_variant_and_feature_errors_before_any_work():
         resolve_model_defaults(RunConfig(synthetic=True, variant="stibcf"))
     with pytest.raises(ConfigError, match="takes feature dfc, not 'psd'"):
         resolve_model_defaults(RunConfig(synthetic=True, model="dfcn", feature="psd"))
+
+
+def test_features_first_releases_compute_from_raw_eeg_only_when_a_variant_needs_it(tmp_path):
+    """SEED-IV and SEED-V ship features first: runs take them, unless the variant needs raw EEG (Mood
+    Reader's encoder); SEED-V's computed EEG windows then default to the 4 s of its eye windows."""
+    from moodops.orchestrator.run import resolve_model_defaults
+
+    for dataset in ("seed-iv", "seed-v"):
+        auto = resolve_model_defaults(RunConfig(synthetic=True, dataset=dataset, model="mood_reader"))
+        assert (auto.variant, auto.feature) == ("stib_eye_mlf", "precomputed")  # as before raw EEG was read
+        full = resolve_model_defaults(RunConfig(synthetic=True, dataset=dataset, model="mood_reader", variant="full"))
+        assert full.feature == "de"
+        assert full.window_s == (4.0 if dataset == "seed-v" else 1.0)
+        mv = resolve_model_defaults(RunConfig(synthetic=True, dataset=dataset, model="mv_sstma"))
+        assert mv.feature == "precomputed"
+    features_only = tmp_path / "SEED-V"
+    (features_only / "EEG_DE_features").mkdir(parents=True)
+    (features_only / "Eye_movement_features").mkdir()
+    with pytest.raises(ConfigError, match="needs raw EEG, which the seed-v copy at .* does not have"):
+        resolve_model_defaults(RunConfig(root=str(features_only), dataset="seed-v", model="mood_reader",
+                                         variant="full"))
+    assert resolve_model_defaults(RunConfig(root=str(features_only), dataset="seed-v",
+                                            model="mood_reader")).variant == "stib_eye_mlf"
+    (features_only / "EEG_raw").mkdir()  # with the recordings, auto takes the full model
+    with_raw = resolve_model_defaults(RunConfig(root=str(features_only), dataset="seed-v", model="mood_reader"))
+    assert (with_raw.variant, with_raw.feature, with_raw.window_s) == ("full", "de", 4.0)

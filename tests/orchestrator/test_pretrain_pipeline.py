@@ -184,6 +184,10 @@ def test_pipeline_reuses_unchanged_stages(corpus, tmp_path):
     ("stages: [{name: a, kind: run, config: {encoder: '${b.encoder}'}}]", "not an earlier stage"),
     ("stages: [{name: a, kind: run, config: {epochz: 3}}]", "epochs"),
     ("stages: [{name: a, kind: pretrain}, {name: a, kind: run}]", "used twice"),
+    ("stages: [{name: a, kind: run}]\npaper: {source: T1, metric: accuracy, stages: {b: {mean: 1, std: 1}}}",
+     "'b' is not a stage of this spec"),
+    ("stages: [{name: a, kind: run}]\npaper: {source: T1, metric: accuracy, stages: {a: {mean: high, std: 1}}}",
+     "paper.stages.a.mean must be a number"),
 ])
 def test_bad_specs_are_one_line_errors_naming_the_file(tmp_path, body, message):
     from moodops.components.errors import ConfigError
@@ -200,15 +204,24 @@ def test_every_preset_parses_and_states_its_source():
     from moodops.orchestrator.pipeline import PRESETS_DIR, load_spec
 
     names = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
-    assert names == ["dfcn_deap", "mmv_sstma_seed_iv", "mmv_sstma_seed_v", "mood_reader_seed", "mood_reader_seed_v"]
+    assert names == ["dfcn_deap", "mmv_sstma_seed_iv", "mmv_sstma_seed_v", "mood_reader_seed", "mood_reader_seed_iv",
+                     "mood_reader_seed_v"]
     for name in names:
         spec = load_spec(name)
         text = (PRESETS_DIR / f"{name}.yaml").read_text()
         assert "reported numbers" in text, name
         assert spec.stages and spec.description
-    seed = load_spec("mood_reader_seed")
-    assert [s.name for s in seed.stages] == ["pretrain", "finetune-window", "finetune-trial"]
-    assert seed.stages[1].config["split_level"] == "window" and seed.stages[2].config["split_level"] == "trial"
+    for name, dataset, reported in [("mood_reader_seed", "seed", 93.12), ("mood_reader_seed_iv", "seed-iv", None),
+                                    ("mood_reader_seed_v", "seed-v", 84.36)]:
+        spec = load_spec(name)
+        assert [s.name for s in spec.stages] == ["pretrain", "finetune-window", "finetune-trial", "finetune-loso"]
+        pretrain, window, trial, loso = (s.config for s in spec.stages)
+        assert pretrain["segment_s"] == 16.0 and pretrain["mask_ratio"] == 0.75  # = one fine-tuning sample
+        assert window["split_level"] == "window" and trial["split_level"] == "trial" and loso["protocol"] == "loso"
+        for config in (window, trial, loso):  # the paper's model and input (§4.1), every evaluation
+            assert (config["dataset"], config["variant"], config["de_method"], config["window_s"],
+                    config["window_origin"], config["seq_len"]) == (dataset, "full", "stft", 4.0, "end", 4)
+        assert spec.paper.get("stages", {}).get("finetune-window", {}).get("mean") == reported
     assert load_spec("mmv_sstma_seed_iv").stages[1].config["train_trials"] == 16
     assert load_spec("mmv_sstma_seed_v").stages[1].config["train_trials"] == 9
 

@@ -737,7 +737,9 @@ class SeedIV(Dataset):
     eeg_channels: ClassVar[tuple[str, ...]] = CHANNELS
     eeg_sfreq: ClassVar[float | None] = SEED_SFREQ
     per_subject_train_trials: ClassVar[int | None] = 16  # 16 train / 8 test per session (MV-SSTMA paper)
-    modalities: ClassVar[tuple[str, ...]] = ("eeg", "eye")
+    modalities: ClassVar[tuple[str, ...]] = ("eeg", "raw_eeg", "eye")
+    #: A feature release first: without a model that needs raw EEG, runs take its precomputed DE.
+    default_feature: ClassVar[str | None] = "precomputed"
     option_names: ClassVar[tuple[str, ...]] = ("window_s",)
     precomputed: ClassVar[tuple[str, ...]] = PRECOMPUTED
     label_names: ClassVar[tuple[str, ...]] = LABEL_NAMES
@@ -781,6 +783,13 @@ class SeedIV(Dataset):
     def has_raw(self) -> bool:
         """Whether this copy has ``eeg_raw_data/``."""
         return (self.base / SEED_IV_RAW_DIR).is_dir()
+
+    @classmethod
+    def present_modalities(cls, root: str | Path) -> tuple[str, ...]:
+        """Raw EEG only with ``eeg_raw_data/``; eye only with ``eye_feature_smooth/``."""
+        copy = cls(root)
+        return tuple(m for m in cls.modalities if (m != "raw_eeg" or copy.has_raw)
+                     and (m != "eye" or (copy.base / SEED_IV_EYE_DIR).is_dir()))
 
     @property
     def wants_eye(self) -> bool:

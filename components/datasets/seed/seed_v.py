@@ -341,9 +341,13 @@ class SeedV(Dataset):
     eeg_channels: ClassVar[tuple[str, ...]] = CHANNELS
     eeg_sfreq: ClassVar[float | None] = RAW_PREPROCESS.sfreq
     per_subject_train_trials: ClassVar[int | None] = 9  # 9 train / 6 test per session (MV-SSTMA paper)
-    modalities: ClassVar[tuple[str, ...]] = ("eeg", "eye")
+    modalities: ClassVar[tuple[str, ...]] = ("eeg", "raw_eeg", "eye")
+    #: A feature release first: without a model that needs raw EEG, runs take its precomputed DE.
+    default_feature: ClassVar[str | None] = "precomputed"
+    #: The release's eye features are per 4-s window: computed EEG features use 4-s windows beside them.
+    eye_window_s: ClassVar[float | None] = 4.0
     precomputed: ClassVar[tuple[str, ...]] = ("de",)
-    option_names: ClassVar[tuple[str, ...]] = ("de_layout",)
+    option_names: ClassVar[tuple[str, ...]] = ("de_layout", "raw_time_scale")
     label_names: ClassVar[tuple[str, ...]] = LABEL_NAMES
     targets: ClassVar[tuple[str, ...]] = LABEL_NAMES
 
@@ -377,6 +381,13 @@ class SeedV(Dataset):
     @property
     def raw_dir(self) -> Path:
         return self.root / RAW_DIR
+
+    @classmethod
+    def present_modalities(cls, root: str | Path) -> tuple[str, ...]:
+        """Raw EEG only with ``EEG_raw/``; eye only with ``Eye_movement_features/``."""
+        root = Path(root)
+        return tuple(m for m in cls.modalities if (m != "raw_eeg" or (root / RAW_DIR).is_dir())
+                     and (m != "eye" or (root / EYE_DIR).is_dir()))
 
     @property
     def wants_eye(self) -> bool:
