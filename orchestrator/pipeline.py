@@ -327,8 +327,10 @@ def run_pipeline(spec: Spec, synthetic: bool = False, roots: dict[str, str] | No
                 if reported:
                     metric = spec.paper["metric"]
                     ours = summary.aggregate.get(f"test_{metric}_mean")
-                    reporter.status(f"stage {stage.name}: {metric} {100 * ours:.2f} ± "
-                                    f"{100 * summary.aggregate[f'test_{metric}_std']:.2f} %; the paper reports "
+                    value = (f"{100 * ours:.2f} ± {100 * summary.aggregate[f'test_{metric}_std']:.2f} %"
+                             if summary.aggregate.get("n_subject_groups", 1) > 1
+                             else f"{100 * ours:.2f} % (one split: no spread)")
+                    reporter.status(f"stage {stage.name}: {metric} {value}; the paper reports "
                                     f"{reported['mean']:.2f} ± {reported['std']:.2f} ({spec.paper['source']})")
             reporter.status(f"stage {stage.name} done in {time.perf_counter() - t0:.0f} s")
         tracker.client.log_dict(parent, [dataclasses.asdict(o) for o in outcomes], "stages.json")

@@ -289,3 +289,22 @@ def test_data_synth_and_check_seed_family(tmp_path, name, files):
     assert summary.splitlines()[-1] == "2 subject file(s) OK"
     proc = moodops("data", "check", name, "--root", str(tmp_path / "missing"), cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "missing" in proc.stderr
+
+
+@pytest.mark.parametrize("name, raw", [("seed-iv", "eeg_raw_data"), ("seed-v", "EEG_raw")])
+def test_data_synth_with_raw_writes_the_raw_layout_the_reader_cuts_into_trials(tmp_path, name, raw):
+    from moodops.components.datasets import get_dataset
+
+    scale = ["--raw-time-scale", "0.1"] if name == "seed-v" else []
+    proc = moodops("data", "synth", name, "--out", str(tmp_path / name), "--subjects", "1", "--seconds", "12",
+                   "--with-raw", *scale, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / name / raw).is_dir()
+    dataset_cls = get_dataset(name)
+    assert "raw_eeg" in dataset_cls.present_modalities(tmp_path / name)
+    dataset = dataset_cls(tmp_path / name, **({"raw_time_scale": 0.1} if name == "seed-v" else {}))
+    recordings = dataset.load_subject(1)
+    assert len(recordings) == (72 if name == "seed-iv" else 45)  # 24 or 15 trials × 3 sessions
+    assert {r.data.shape[0] for r in recordings} == {62} and {r.sfreq for r in recordings} == {200.0}
+    proc = moodops("data", "synth", "deap", "--out", str(tmp_path / "deap"), "--with-raw", cwd=tmp_path)
+    assert proc.returncode == 2 and "--with-raw is for seed-iv and seed-v" in proc.stderr
