@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,13 +13,33 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode == 0 and out.stdout.strip():
+        return out.stdout.split()
+    return [str(p.relative_to(ROOT)) for p in ROOT.rglob("*")
+            if p.is_file() and not {".venv", "build", ".git", "__pycache__"} & set(p.relative_to(ROOT).parts)]
+
+
 @pytest.mark.slow
 def test_built_wheel_maps_folders_into_the_moodops_namespace(tmp_path):
+    # Build from a copy of the tracked files: an in-tree build/ left by an earlier build keeps modules that
+    # were since moved, and would hide a package missing from pyproject's list.
+    source = tmp_path / "src"
+    tracked = _tracked_files()
+    for rel in tracked:
+        if (ROOT / rel).is_file():
+            (source / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, source / rel)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True, text=True)
+                    "-w", str(tmp_path), str(source)], check=True, capture_output=True, text=True)
     wheel = next(tmp_path.glob("moodops-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ("moodops/components/datasets/deap.py", "moodops/components/features/spectral.py",
+    expected = {"moodops/" + rel for rel in tracked
+                if rel.endswith(".py") and rel.split("/")[0] in ("components", "pipelines", "orchestrator")}
+    assert expected, "no library modules found"
+    assert not expected - set(names), sorted(expected - set(names))[:5]
+    for module in ("moodops/components/datasets/deap/deap.py", "moodops/components/features/spectral.py",
                    "moodops/components/models/mood_reader.py", "moodops/pipelines/evaluate.py",
                    "moodops/orchestrator/cli.py"):
         assert module in names, module
