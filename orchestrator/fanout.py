@@ -5,6 +5,7 @@ import dataclasses
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,9 +84,14 @@ def _token_auth_for(address: str) -> None:
     """Send the Ray auth token when one is available.
 
     ``ray start`` enables token authentication by default since Ray 2.59, but a
-    client only sends its token with ``RAY_AUTH_MODE=token``. Sending it to a
-    cluster without authentication is harmless, so turn it on when a token
-    exists and the user has not chosen a mode.
+    client only sends its token with ``RAY_AUTH_MODE=token``, so turn it on when
+    a token exists and the user has not chosen a mode. (Joining a cluster started
+    with ``RAY_AUTH_MODE=disabled`` in token mode connects, but Ray Train's
+    controller never starts; such clusters need ``RAY_AUTH_MODE=disabled`` here too.)
+
+    Ray caches the mode when ``ray`` is first imported; callers that imported it
+    already (``ray.train``, ``ray.tune``) get the cache refreshed, as Ray's own
+    ``ray start`` does.
     """
     if "RAY_AUTH_MODE" in os.environ:
         return
@@ -95,6 +101,8 @@ def _token_auth_for(address: str) -> None:
     if has_token:
         logger.info("joining %s with Ray token authentication (RAY_AUTH_MODE=token)", address)
         os.environ["RAY_AUTH_MODE"] = "token"
+        if "ray._raylet" in sys.modules:
+            sys.modules["ray._raylet"].Config.initialize("")
 
 
 def check_resources(cpus_per_fold: float, gpus_per_fold: float, local: bool) -> dict[str, float]:

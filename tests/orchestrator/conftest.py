@@ -1,9 +1,15 @@
 """Orchestrator tests run the real `moodops` command in a fresh directory each, with the default
 tracking store ``./mlflow.db``. Creating an MLflow SQLite store runs its schema migrations, about 8 s
 on two cores; the store is made once per session, by MLflow itself, and each test's directory gets a
-copy of that empty store (the same file a first run would create), so a test pays for what it tests."""
+copy of that empty store (the same file a first run would create), so a test pays for what it tests.
+
+Starting a local Ray takes about 7 s of each `moodops` process, and stopping it 1.5 s more. Tests of
+what a run does (not of how it starts or survives Ray) use ``use_shared_ray``: their `moodops`
+processes join one cluster started for the session (RAY_ADDRESS), as a user's runs join a cluster.
+Fault tests (killed drivers, lost nodes) keep a Ray of their own."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -28,3 +34,21 @@ def _ready_mlflow_store(request):
     target = request.getfixturevalue("tmp_path") / "mlflow.db"
     if not target.exists():
         shutil.copyfile(request.getfixturevalue("_empty_mlflow_store"), target)
+
+
+@pytest.fixture(scope="session")
+def shared_ray():
+    """A one-node Ray cluster for the session (as many CPUs as a local Ray would get); its address."""
+    from _ray_cluster import free_port, start_node, stop_node
+
+    node = start_node("--num-cpus", str(os.cpu_count() or 2), "--include-dashboard", "false", head_port=free_port())
+    try:
+        yield node.address
+    finally:
+        stop_node(node)
+
+
+@pytest.fixture()
+def use_shared_ray(shared_ray, monkeypatch):
+    """`moodops` processes this test starts through the helpers join the shared cluster."""
+    monkeypatch.setenv("SHARED_RAY_ADDRESS", shared_ray)

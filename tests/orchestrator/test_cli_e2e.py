@@ -1,8 +1,10 @@
-"""End-to-end: the real `moodops` command through a local Ray and a temporary MLflow store."""
+"""End-to-end: the real `moodops` command on Ray and a temporary MLflow store.
+
+The runs join the session's shared Ray cluster (``use_shared_ray``, see conftest.py); starting a Ray
+of their own is what the resume and fault tests exercise."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -10,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from _ray_cluster import clean_env, moodops_env
 from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
 
 MOODOPS = str(Path(sys.executable).with_name("moodops"))
 N_SUBJECTS = 4
+
+pytestmark = pytest.mark.usefixtures("use_shared_ray")
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +29,8 @@ def easy_deap(tmp_path_factory) -> Path:
 
 
 def moodops(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.run([MOODOPS, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    """The command as a user runs it; on the session's shared Ray cluster under ``use_shared_ray``."""
+    return subprocess.run([MOODOPS, *args], cwd=cwd, env=moodops_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def mlflow_client(cwd: Path):
@@ -198,7 +203,8 @@ def test_list_and_help_are_fast_and_light(tmp_path):
 
 @pytest.mark.gpu
 @pytest.mark.slow
-def test_fractional_gpus_per_fold_train_on_cuda(easy_deap, tmp_path):
+def test_fractional_gpus_per_fold_train_on_cuda(easy_deap, tmp_path, monkeypatch):
+    monkeypatch.delenv("SHARED_RAY_ADDRESS")  # a local Ray of its own, which sees the GPU
     out = tmp_path / "gpu.json"
     proc = moodops("run", "loso", "--dataset", "deap", "--root", str(easy_deap), "--model", "mood_reader", "--epochs", "3",
                    "--gpus-per-fold", "0.25", "--output-json", str(out), cwd=tmp_path)
@@ -208,32 +214,21 @@ def test_fractional_gpus_per_fold_train_on_cuda(easy_deap, tmp_path):
 
 
 @pytest.mark.slow
-def test_joins_an_existing_cluster_with_address(easy_deap, tmp_path):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ray_bin = str(Path(sys.executable).with_name("ray"))
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
-    start = subprocess.run([ray_bin, "start", "--head", "--port", str(port), "--num-cpus", "2",
-                            "--include-dashboard", "false", "--node-ip-address", "127.0.0.1"],
-                           env=env, capture_output=True, text=True, timeout=120)
-    assert start.returncode == 0, start.stderr
-    try:
-        out = tmp_path / "joined.json"
-        proc = moodops("run", "loso", "--dataset", "deap", "--root", str(easy_deap), "--model", "linear",
-                       "--epochs", "2", "--subjects", "1-3", "--address", f"127.0.0.1:{port}",
-                       "--output-json", str(out), cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr
-        folds = json.loads(out.read_text())["folds"]
-        code = (f"import ray; ray.init(address='127.0.0.1:{port}', logging_level='ERROR'); "
-                "print(' '.join(n['NodeID'] for n in ray.nodes() if n['Alive']))")
-        nodes = subprocess.run([sys.executable, "-c", code], env={**env, "RAY_AUTH_MODE": "token"},
-                               capture_output=True, text=True, timeout=120)
-        assert {f["node_id"] for f in folds} == set(nodes.stdout.split()), nodes.stderr
-    finally:
-        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+def test_joins_an_existing_cluster_with_address(easy_deap, tmp_path, shared_ray, monkeypatch):
+    """`--address` (not RAY_ADDRESS) joins a `ray start` cluster: the session's shared one."""
+    monkeypatch.delenv("SHARED_RAY_ADDRESS")
+    out = tmp_path / "joined.json"
+    proc = moodops("run", "loso", "--dataset", "deap", "--root", str(easy_deap), "--model", "linear",
+                   "--epochs", "2", "--subjects", "1-3", "--address", shared_ray,
+                   "--output-json", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    folds = json.loads(out.read_text())["folds"]
+    code = (f"import ray; ray.init(address='{shared_ray}', logging_level='ERROR'); "
+            "print(' '.join(n['NodeID'] for n in ray.nodes() if n['Alive']))")
+    nodes = subprocess.run([sys.executable, "-c", code], env=clean_env(RAY_AUTH_MODE="token"),
+                           capture_output=True, text=True, timeout=120)
+    assert nodes.returncode == 0 and nodes.stdout.split(), nodes.stderr
+    assert {f["node_id"] for f in folds} == set(nodes.stdout.split()), nodes.stderr
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def ray_local():
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import test modules
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -75,3 +76,19 @@ def test_python_error_is_not_retried_and_names_the_fold(ray_local, features, tmp
                   on_abandon=lambda fold, reason: abandoned.append(fold.name), task=error_task(str(tmp_path)))
     assert (tmp_path / "subject-01.attempts").read_text() == "x"
     assert "subject-01" not in abandoned
+
+
+def test_token_auth_reaches_ray_even_when_ray_was_imported_first(tmp_path):
+    """`pretrain` and `tune` import ray.train / ray.tune before joining: the token mode must still apply
+    (before the fix, they joined a token cluster without the token and were refused)."""
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text("x" * 32)
+    code = ("import ray, ray._raylet as r; from moodops.orchestrator.fanout import _token_auth_for; "
+            "before = r.get_authentication_mode(); _token_auth_for('127.0.0.1:1'); "
+            "print(before == r.AuthenticationMode.TOKEN, r.get_authentication_mode() == r.AuthenticationMode.TOKEN)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "HOME": str(home)}, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]

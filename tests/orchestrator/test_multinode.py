@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from _ray_cluster import free_port, start_node, stop_node
 from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
 
 BIN = Path(sys.executable).parent
 N_SUBJECTS = 6
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,21 +32,17 @@ def deap(tmp_path_factory) -> Path:
 @pytest.fixture()
 def cluster(tmp_path):
     """Head (1 CPU) + one more node process (1 CPU) on 127.0.0.1; yields (address, second node's port)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
-    port, manager_port = free_port(), free_port()
-    ray = str(BIN / "ray")
-    head = subprocess.run([ray, "start", "--head", "--port", str(port), "--num-cpus", "1", "--include-dashboard",
-                           "false", "--node-ip-address", "127.0.0.1"], env=env, capture_output=True, text=True,
-                          timeout=180)
-    assert head.returncode == 0, head.stderr
+    manager_port = free_port()
+    head = start_node("--num-cpus", "1", "--include-dashboard", "false", head_port=free_port())
     try:
-        worker = subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1",
-                                 "--node-ip-address", "127.0.0.1", "--node-manager-port", str(manager_port)],
-                                env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=180)
-        assert worker.returncode == 0, worker.stderr
-        yield f"127.0.0.1:{port}", manager_port
+        worker = start_node("--address", head.address, "--num-cpus", "1", "--node-manager-port", str(manager_port),
+                            RAY_AUTH_MODE="token")
+        try:
+            yield head.address, manager_port
+        finally:
+            stop_node(worker)
     finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=180)
+        stop_node(head)
 
 
 def node_ids(address: str) -> dict[int, str]:

@@ -1,12 +1,12 @@
 """Pretrain → registry → fine-tune, Ray Train data parallelism, and pipeline specs with stage caching.
 
-These run the real `moodops` command, a real local Ray and a temporary MLflow store.
+These run the real `moodops` command on Ray (the session's shared cluster, see conftest.py) and a
+temporary MLflow store.
 """
 from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 import torch
 
+from _ray_cluster import moodops_env
 from moodops.components.datasets.eegmmidb.synthetic_eegmmidb import write_synthetic_eegmmidb
 
 MOODOPS = str(Path(sys.executable).with_name("moodops"))
+pytestmark = pytest.mark.usefixtures("use_shared_ray")
 SMALL = '{"dim": 16, "heads": 2, "depth": 1, "decoder_dim": 16, "decoder_heads": 2}'
 
 
@@ -29,8 +31,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def moodops(*args: str, cwd: Path, timeout: float = 400) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.run([MOODOPS, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([MOODOPS, *args], cwd=cwd, env=moodops_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def client_for(cwd: Path):

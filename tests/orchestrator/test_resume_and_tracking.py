@@ -1,15 +1,14 @@
 """A killed driver resumes from its finished folds; a tracking server that goes away loses no fold result.
 
-Real processes throughout: the `moodops` command, a local Ray, and (for the
-tracking faults) a real `mlflow server` on loopback that is stopped and
-started again.
+Real processes throughout: the `moodops` command, Ray (a local one for the run
+that is killed, the session's shared cluster otherwise), and (for the tracking
+faults) a real `mlflow server` on loopback that is stopped and started again.
 """
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from _ray_cluster import clean_env, free_port, moodops_env
 from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
 
 BIN = Path(sys.executable).parent
@@ -31,7 +31,7 @@ def deap(tmp_path_factory) -> Path:
 
 
 def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return moodops_env()  # the session's shared Ray under ``use_shared_ray``; else a local Ray per process
 
 
 def run_command(deap: Path, *extra: str) -> list[str]:
@@ -46,11 +46,13 @@ def children(client, parent: str):
 
 
 @pytest.mark.slow
-def test_killed_driver_resumes_and_matches_an_uninterrupted_run(deap, tmp_path):
+def test_killed_driver_resumes_and_matches_an_uninterrupted_run(deap, tmp_path, use_shared_ray):
     from mlflow import MlflowClient
 
     out = tmp_path / "resumed.json"
-    first = subprocess.Popen(run_command(deap, "--output-json", str(out)), cwd=tmp_path, env=env(),
+    # The killed run starts a Ray of its own (killing its process group takes that Ray down too); the
+    # resumed and the fresh run join the shared cluster, as a rerun on a cluster would.
+    first = subprocess.Popen(run_command(deap, "--output-json", str(out)), cwd=tmp_path, env=clean_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     ledger_folds = None
     deadline = time.monotonic() + 300
@@ -89,12 +91,6 @@ def test_killed_driver_resumes_and_matches_an_uninterrupted_run(deap, tmp_path):
     assert fresh_result["aggregate"] == resumed["aggregate"]  # same seed: the same numbers
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class MlflowServer:
     """A real `mlflow server` (SQLite backend, local artifact store) on loopback, restartable."""
 
@@ -128,7 +124,7 @@ class MlflowServer:
 
 
 @pytest.mark.slow
-def test_tracking_server_restart_loses_no_fold(deap, tmp_path):
+def test_tracking_server_restart_loses_no_fold(deap, tmp_path, use_shared_ray):
     from mlflow import MlflowClient
 
     server = MlflowServer(tmp_path)
@@ -161,7 +157,7 @@ def test_tracking_server_restart_loses_no_fold(deap, tmp_path):
 
 
 @pytest.mark.slow
-def test_tracking_server_gone_fails_loudly_and_a_rerun_logs_the_saved_folds(deap, tmp_path):
+def test_tracking_server_gone_fails_loudly_and_a_rerun_logs_the_saved_folds(deap, tmp_path, use_shared_ray):
     from mlflow import MlflowClient
 
     server = MlflowServer(tmp_path)

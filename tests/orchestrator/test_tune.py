@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _ray_cluster import clean_env, moodops_env
 from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
 from moodops.components.errors import ConfigError
 from moodops.orchestrator.config import RunConfig
@@ -171,7 +172,7 @@ def test_objective_never_reads_the_test_subject(deap, tmp_path, ray_local, monke
 # --------------------------------------------------------------------------- resume
 
 
-def test_killed_study_resumes_to_n_trials_without_duplicates(deap, tmp_path):
+def test_killed_study_resumes_to_n_trials_without_duplicates(deap, tmp_path, use_shared_ray):
     import optuna
     from optuna.trial import TrialState
 
@@ -183,8 +184,9 @@ def test_killed_study_resumes_to_n_trials_without_duplicates(deap, tmp_path):
     command = [MOODOPS, "tune", "--dataset", "deap", "--root", str(deap), "--model", "linear", "--holdout", "5",
                "--trials", "4", "--space", str(space), "--study", "resumable", "--storage", str(journal),
                "--pruner", "none", "--set", "patience=100000"]
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    # The killed study runs on a Ray of its own (killing its process group takes that Ray down); the
+    # resumed one joins the session's shared cluster.
+    proc = subprocess.Popen(command, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     deadline = time.monotonic() + 240
     finished = 0
@@ -207,7 +209,7 @@ def test_killed_study_resumes_to_n_trials_without_duplicates(deap, tmp_path):
     assert interrupted
 
     out = tmp_path / "resumed.json"
-    done = subprocess.run(command + ["--output-json", str(out)], cwd=tmp_path, env=env, capture_output=True,
+    done = subprocess.run(command + ["--output-json", str(out)], cwd=tmp_path, env=moodops_env(), capture_output=True,
                           text=True, timeout=400)
     assert done.returncode == 0, done.stderr
     assert "left running by a stopped driver" in done.stderr
