@@ -141,7 +141,7 @@ stages:
     config: {{method: mbsm, root: {root}, epochs: {pre_epochs}, batch_size: 16, model_params: {small}}}
   - name: finetune
     kind: run
-    config: {{protocol: split, dataset: seed, synthetic: true, synthetic_subjects: 3, synthetic_seconds: 20,
+    config: {{protocol: split, dataset: seed, synthetic: true, synthetic_subjects: 2, synthetic_seconds: 12,
              model: mood_reader, variant: stib_enc_cf, encoder: "${{pretrain.encoder}}", encoder_channels: by-name,
              epochs: {fine_epochs}}}
 """

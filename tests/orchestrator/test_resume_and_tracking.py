@@ -37,7 +37,7 @@ def env() -> dict[str, str]:
 def run_command(deap: Path, *extra: str) -> list[str]:
     # stib_cf with a fixed number of epochs (no early stop): a few seconds per fold, so a kill lands between folds
     return [MOODOPS, "run", "loso", "--dataset", "deap", "--root", str(deap), "--model", "mood_reader",
-            "--variant", "stib_cf", "--epochs", "20", "--set", "patience=1000", "--cpus-per-fold", "1", *extra]
+            "--variant", "stib_cf", "--epochs", "10", "--set", "patience=1000", "--cpus-per-fold", "1", *extra]
 
 
 def children(client, parent: str):
