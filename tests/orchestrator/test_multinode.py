@@ -77,7 +77,7 @@ def kill_node(manager_port: int) -> int:
 
 def command(deap: Path, address: str, out: Path) -> list[str]:
     return [str(BIN / "moodops"), "run", "loso", "--dataset", "deap", "--root", str(deap), "--model", "mood_reader",
-            "--variant", "stib_cf", "--epochs", "3", "--set", "patience=100", "--cpus-per-fold", "1",
+            "--variant", "stib_cf", "--epochs", "8", "--set", "patience=100", "--cpus-per-fold", "1",
             "--address", address, "--output-json", str(out)]
 
 
