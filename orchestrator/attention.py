@@ -2,7 +2,9 @@
 
 A fold of a model with electrode attention hands back, for its test part,
 the class-mean attention each electrode receives at four moments of training
-and for the model it kept (``FoldResult.attention``). This module saves those
+and for the model it kept (``FoldResult.attention``), and the electrode
+relevance of the model kept (gradient × input, see
+``moodops.pipelines.evaluate.class_relevance``). This module saves those
 arrays and draws them as topomaps with ``mne.viz.plot_topomap`` on the
 dataset's montage: the standard 10-05 positions by channel name (DEAP's 32
 Geneva-order channels all have one). SEED's 62-channel ESI NeuroScan cap has
@@ -63,6 +65,9 @@ def mean_attention(results: Sequence[FoldResult]) -> dict[str, np.ndarray] | Non
         same = [a for a, e in zip(with_maps, epochs) if e == common]
         out["epochs"] = np.array(common, dtype=np.int64)
         out["during"] = np.nanmean(np.stack([a["during"] for a in same]), axis=0)
+        relevance = [a["relevance"] for a in with_maps if "relevance" in a]
+        if relevance:
+            out["relevance"] = np.nanmean(np.stack(relevance), axis=0)
     return out
 
 
@@ -75,11 +80,17 @@ def save_attention(attention: dict[str, np.ndarray], ch_names: Sequence[str], cl
     np.savez(arrays, channels=np.array(list(ch_names)), classes=np.array(list(class_names)), **attention)
     figure = folder / "topomap.png"
     plot_topomaps(attention, ch_names, class_names, figure, title)
-    return [arrays, figure]
+    if "relevance" not in attention:
+        return [arrays, figure]
+    relevance = folder / "relevance_topomap.png"
+    plot_topomaps({"test": attention["relevance"]}, ch_names, class_names, relevance,
+                  title.replace("electrode attention", "electrode relevance (gradient × input)"),
+                  label="relevance (× even share)")
+    return [arrays, figure, relevance]
 
 
 def plot_topomaps(attention: dict[str, np.ndarray], ch_names: Sequence[str], class_names: Sequence[str],
-                  path: Path, title: str) -> None:
+                  path: Path, title: str, label: str = "attention received (× even share)") -> None:
     """One row per moment (the recorded epochs, then the model kept), one column per class; a shared
     colour scale, in units of the uniform share 1/C (1.0 = an electrode gets its even share)."""
     import matplotlib
@@ -122,7 +133,7 @@ def plot_topomaps(attention: dict[str, np.ndarray], ch_names: Sequence[str], cla
                         transform=ax.transAxes)
     if image is not None:
         bar = fig.add_axes((1 - 0.85 / width, 0.2, 0.18 / width, 0.6))
-        fig.colorbar(image, cax=bar, label="attention received (× even share)")
+        fig.colorbar(image, cax=bar, label=label)
     fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -262,6 +262,11 @@ def test_loso_on_synthetic_seed_v_with_mood_reader(tmp_path):
     assert len(summary["folds"]) == 3 and summary["class_names"][0] == "disgust"
     client = mlflow_client(tmp_path)
     assert client.get_run(summary["parent_run_id"]).info.status == "FINISHED"
+    # §3.5 maps: every fold and the parent (mean over folds) log the arrays and both scalp maps.
+    maps = {"attention/electrode_attention.npz", "attention/topomap.png", "attention/relevance_topomap.png"}
+    for run in [summary["parent_run_id"], *(c.info.run_id for c in
+                                            children_of(client, summary["experiment_id"], summary["parent_run_id"]))]:
+        assert maps <= {f.path for f in client.list_artifacts(run, "attention")}, run
 
 
 @pytest.mark.parametrize("name, files", [("seed", "Preprocessed_EEG"), ("seed-iv", "eeg_feature_smooth"),
