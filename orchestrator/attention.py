@@ -107,17 +107,17 @@ def plot_topomaps(attention: dict[str, np.ndarray], ch_names: Sequence[str], cla
                                                                           attention.get("during", []))]
     rows.append(("model kept", test))
     info = scalp_info(ch_names)
-    scaled = [(label, maps * n_channels) for label, maps in rows]
+    scaled = [(moment, maps * n_channels) for moment, maps in rows]
     finite = np.concatenate([m[np.isfinite(m)] for _, m in scaled])
     vlim = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 2.0)
     # Fixed margins, not layout="constrained": that solver took 60 % of the ~1 s per figure, and a Mood
     # Reader fold draws one.
-    width, height = 2.1 * n_classes + 1.4, 2.0 * len(scaled) + 0.7
+    width, height = 2.1 * n_classes + 1.4, 2.0 * len(scaled) + 0.95
     fig, axes = plt.subplots(len(scaled), n_classes, figsize=(width, height), squeeze=False)
-    fig.subplots_adjust(left=0.6 / width, right=1 - 1.1 / width, bottom=0.1 / height, top=1 - 0.6 / height,
+    fig.subplots_adjust(left=0.6 / width, right=1 - 1.1 / width, bottom=0.1 / height, top=1 - 0.85 / height,
                         wspace=0.08, hspace=0.12)
     image = None
-    for i, (label, maps) in enumerate(scaled):
+    for i, (moment, maps) in enumerate(scaled):
         for k in range(n_classes):
             ax = axes[i, k]
             if not np.isfinite(maps[k]).all():
@@ -129,7 +129,7 @@ def plot_topomaps(attention: dict[str, np.ndarray], ch_names: Sequence[str], cla
             if i == 0:
                 ax.set_title(class_names[k] if k < len(class_names) else f"class {k}", fontsize=9)
             if k == 0:
-                ax.text(-0.15, 0.5, label, rotation=90, ha="center", va="center", fontsize=9,
+                ax.text(-0.15, 0.5, moment, rotation=90, ha="center", va="center", fontsize=9,
                         transform=ax.transAxes)
     if image is not None:
         bar = fig.add_axes((1 - 0.85 / width, 0.2, 0.18 / width, 0.6))

@@ -136,3 +136,20 @@ def test_the_label_carrying_channels_get_the_relevance_and_the_attention_stays_n
     att_label, att_rest = attention[[2, 5]], np.delete(attention, [2, 5])
     assert att_label.mean() / att_rest.mean() < label.mean() / rest.mean(), attention.round(3)
     assert np.abs(attention - 1).max() < 0.15, attention.round(3)
+
+
+def test_each_figure_names_what_its_colour_scale_shows(trained, tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    labels = []
+    original = matplotlib.figure.Figure.colorbar
+
+    def spy(self, *args, **kwargs):
+        labels.append(kwargs.get("label"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "colorbar", spy)
+    _, _, result = trained
+    attention = {k: (v if k == "epochs" else np.resize(v, v.shape[:-1] + (32,))) for k, v in result.attention.items()}
+    save_attention(attention, EEG_CHANNELS, ("low", "high"), tmp_path / "attention", "a title")
+    assert labels == ["attention received (× even share)", "relevance (× even share)"]
