@@ -26,17 +26,24 @@ def free_port() -> int:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "SHARED_RAY_ADDRESS")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "SHARED_RAY_ADDRESS", "SHARED_RAY_TOKEN")}
     return {**env, **extra}
 
 
 def moodops_env() -> dict[str, str]:
     """Environment for a `moodops` process a test starts: the caller's RAY_ADDRESS never leaks in; under
-    the ``use_shared_ray`` fixture it joins the session's shared cluster."""
-    env = clean_env()
+    the ``use_shared_ray`` fixture it joins the session's shared cluster, with that cluster's token."""
+    env = clean_env(**shared_token_env())
     if os.environ.get("SHARED_RAY_ADDRESS"):
         env["RAY_ADDRESS"] = os.environ["SHARED_RAY_ADDRESS"]
     return env
+
+
+def shared_token_env() -> dict[str, str]:
+    """RAY_AUTH_MODE / RAY_AUTH_TOKEN of the session's shared cluster (empty outside ``use_shared_ray``)."""
+    token = os.environ.get("SHARED_RAY_TOKEN")
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token} if token else {}
 
 
 @dataclass

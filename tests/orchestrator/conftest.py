@@ -10,6 +10,7 @@ Fault tests (killed drivers, lost nodes) keep a Ray of their own."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -38,12 +39,16 @@ def _ready_mlflow_store(request):
 
 @pytest.fixture(scope="session")
 def shared_ray():
-    """A one-node Ray cluster for the session (as many CPUs as a local Ray would get); its address."""
+    """A one-node Ray cluster for the session (as many CPUs as a local Ray would get); (address, token)."""
     from _ray_cluster import free_port, start_node, stop_node
 
-    node = start_node("--num-cpus", str(os.cpu_count() or 2), "--include-dashboard", "false", head_port=free_port())
+    # A token of its own (not ~/.ray/auth_token, which may be absent when the cluster starts and written
+    # later by any local ray.init): clients in token mode cannot run Ray Train on a cluster without one.
+    token = secrets.token_hex(16)
+    node = start_node("--num-cpus", str(os.cpu_count() or 2), "--include-dashboard", "false", head_port=free_port(),
+                      RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
     try:
-        yield node.address
+        yield node.address, token
     finally:
         stop_node(node)
 
@@ -51,4 +56,6 @@ def shared_ray():
 @pytest.fixture()
 def use_shared_ray(shared_ray, monkeypatch):
     """`moodops` processes this test starts through the helpers join the shared cluster."""
-    monkeypatch.setenv("SHARED_RAY_ADDRESS", shared_ray)
+    address, token = shared_ray
+    monkeypatch.setenv("SHARED_RAY_ADDRESS", address)
+    monkeypatch.setenv("SHARED_RAY_TOKEN", token)

@@ -5,6 +5,7 @@ of their own is what the resume and fault tests exercise."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from _ray_cluster import clean_env, moodops_env
+from _ray_cluster import clean_env, moodops_env, shared_token_env
 from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
 
 MOODOPS = str(Path(sys.executable).with_name("moodops"))
@@ -214,8 +215,9 @@ def test_fractional_gpus_per_fold_train_on_cuda(easy_deap, tmp_path, monkeypatch
 
 
 @pytest.mark.slow
-def test_joins_an_existing_cluster_with_address(easy_deap, tmp_path, shared_ray, monkeypatch):
+def test_joins_an_existing_cluster_with_address(easy_deap, tmp_path, monkeypatch):
     """`--address` (not RAY_ADDRESS) joins a `ray start` cluster: the session's shared one."""
+    shared_ray = os.environ["SHARED_RAY_ADDRESS"]
     monkeypatch.delenv("SHARED_RAY_ADDRESS")
     out = tmp_path / "joined.json"
     proc = moodops("run", "loso", "--dataset", "deap", "--root", str(easy_deap), "--model", "linear",
@@ -225,7 +227,7 @@ def test_joins_an_existing_cluster_with_address(easy_deap, tmp_path, shared_ray,
     folds = json.loads(out.read_text())["folds"]
     code = (f"import ray; ray.init(address='{shared_ray}', logging_level='ERROR'); "
             "print(' '.join(n['NodeID'] for n in ray.nodes() if n['Alive']))")
-    nodes = subprocess.run([sys.executable, "-c", code], env=clean_env(RAY_AUTH_MODE="token"),
+    nodes = subprocess.run([sys.executable, "-c", code], env=clean_env(**shared_token_env()),
                            capture_output=True, text=True, timeout=120)
     assert nodes.returncode == 0 and nodes.stdout.split(), nodes.stderr
     assert {f["node_id"] for f in folds} == set(nodes.stdout.split()), nodes.stderr
