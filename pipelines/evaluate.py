@@ -15,7 +15,7 @@ from moodops.components.metrics import classification_metrics, confusion_matrix
 from moodops.components.models import MODELS, create_model
 from moodops.components.types import FeatureSet, Fold, FoldResult
 from moodops.pipelines.hooks import Hooks
-from moodops.pipelines.train import TrainConfig, _evaluate, fit, resolve_device, select_epoch
+from moodops.pipelines.train import TrainConfig, _batch, _evaluate, fit, resolve_device, select_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -152,11 +152,15 @@ def class_attention(model, x, y: np.ndarray, n_classes: int, batch_size: int) ->
     with torch.no_grad():
         att = torch.cat([model.electrode_attention(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
     model.train(was_training)
-    att = att.cpu().numpy().astype(np.float64)
-    out = np.full((n_classes, att.shape[1]), np.nan)
+    return _class_means(att.cpu().numpy().astype(np.float64), y, n_classes)
+
+
+def _class_means(values: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n_classes, C): the mean row of ``values`` (samples, C) per class of ``y``; NaN for a class absent."""
+    out = np.full((n_classes, values.shape[1]), np.nan)
     for k in range(n_classes):
         if (y == k).any():
-            out[k] = att[y == k].mean(axis=0)
+            out[k] = values[y == k].mean(axis=0)
     return out
 
 
@@ -179,8 +183,6 @@ def class_relevance(model, inputs: dict, y: np.ndarray, n_classes: int, batch_si
     """
     import torch
 
-    from moodops.pipelines.train import _batch
-
     was_training = model.training
     model.eval()
     labels = torch.as_tensor(np.asarray(y), dtype=torch.long, device=inputs["x"].device)
@@ -194,12 +196,7 @@ def class_relevance(model, inputs: dict, y: np.ndarray, n_classes: int, batch_si
         rows.append((per / per.sum(dim=1, keepdim=True).clamp_min(1e-12)).detach())
     model.zero_grad(set_to_none=True)
     model.train(was_training)
-    rel = torch.cat(rows).cpu().numpy().astype(np.float64)
-    out = np.full((n_classes, rel.shape[1]), np.nan)
-    for k in range(n_classes):
-        if (y == k).any():
-            out[k] = rel[y == k].mean(axis=0)
-    return out
+    return _class_means(torch.cat(rows).cpu().numpy().astype(np.float64), y, n_classes)
 
 
 def _fit_torch(config, fold, features, part, shapes, n_classes, seed, hooks, attention=None):
