@@ -7,6 +7,7 @@ torch = pytest.importorskip("torch")
 
 from moodops.components.errors import ConfigError  # noqa: E402
 from moodops.components.models.blocks import CausalConv1d, sinusoidal_positions  # noqa: E402
+from moodops.components.models.mv_sstma import resolve_head_dim, visible_index  # noqa: E402
 from moodops.components.models.fusion import AttentionFusion, ScoreFusion  # noqa: E402
 from moodops.components.models.losses import dcca_loss  # noqa: E402
 from moodops.components.models.mv_sstma import HybridBlock, MultimodalSSTMA, masked_mse  # noqa: E402
@@ -65,6 +66,96 @@ def test_masked_channels_do_not_reach_the_encoder():
     with torch.no_grad():
         assert torch.allclose(extractor.encode(x, mask), extractor.encode(junk, mask))
         assert not torch.allclose(extractor.encode(x), extractor.encode(junk))
+
+
+def test_the_encoder_gets_only_the_visible_subset():
+    """§2.1: only x^v ∈ R^{C_v × T × D} enters the encoder: the tokens of the masked channels are not there at
+    all (not replaced by a mask token), and a visible channel's tokens do not depend on a masked one's values."""
+    model = make("eeg").eval()
+    x, _ = inputs()
+    mask = model.random_channel_mask(x.shape[0], C, 0.5, generator=torch.Generator().manual_seed(5))
+    extractor = model.eeg_extractor
+    with torch.no_grad():
+        tokens = extractor.encode(x, mask)
+        assert tokens.shape == (x.shape[0], C - 4, N, SMALL["dim"])
+        # the same as encoding a C_v-channel input of the visible channels at their own positions
+        index = visible_index(mask)
+        assert (index == torch.stack([torch.nonzero(~row).squeeze(1) for row in mask])).all()
+        h = extractor.embed(x).transpose(1, 2)
+        h = torch.gather(h, 1, index[:, :, None, None].expand(-1, -1, N, SMALL["dim"]))
+        h = h + extractor.positions[index][:, :, None, :]
+        for block in extractor.blocks:
+            h = block(h)
+        assert torch.allclose(tokens, h, atol=1e-5)
+        # the decoder fills the masked slots with the mask token and predicts every channel
+        assert extractor.decode(tokens, mask).shape == x.shape
+
+
+def test_eval_mask_ratio_masks_test_inputs_the_same_way_every_time():
+    """Table 4 masks fine-tuning and test data alike: eval_mask_ratio masks in eval mode, reproducibly."""
+    x, _ = inputs(8)
+    plain = make("eeg", dropout=0.0).eval()
+    masked = make("eeg", dropout=0.0, eval_mask_ratio=0.5).eval()
+    with torch.no_grad():
+        assert torch.equal(masked(x), masked(x))
+        assert not torch.allclose(masked(x), plain(x))
+        junk = x.clone()
+        mask = masked._input_mask(8, C)
+        junk.permute(0, 2, 1, 3)[mask] = 50.0  # the channels it masks do not matter
+        assert torch.allclose(masked(junk), masked(x), atol=1e-6)
+
+
+def test_the_papers_six_heads_with_d16_get_their_own_head_width():
+    """§3.2: H = 6 with D = 16; 6 does not divide 16, so each head is ceil(16 / 6) = 3 wide (18 together)."""
+    assert resolve_head_dim(16, 6, None) == 3 and resolve_head_dim(16, 4, None) == 4
+    assert resolve_head_dim(16, 6, 8) == 8
+    model = MultimodalSSTMA(SHAPES, 3, mode="eeg", dim=16, depth=1, heads=6, hidden=16)
+    block = model.eeg_extractor.blocks[0]
+    assert block.heads == 6 and block.head_dim == 3
+    assert block.qkv_weight.shape == (3, 16, 3 * 6 * 3) and block.out.in_features == 3 * 6 * 3
+    assert model(inputs()[0]).shape == (4, 3)
+    assert len(model.eeg_extractor.decoder_blocks) == 1  # symmetric decoder: decoder_depth defaults to depth
+
+
+def test_hybrid_block_is_eqs_1_to_4_branch_by_branch():
+    """The fused block equals the three branches written out: Attention(BN(CausalConvT(x, k))) per kernel,
+    summed (Eq. 4), with residual + LayerNorm and the feed-forward network."""
+    torch.manual_seed(0)
+    dim, heads = 8, 2
+    block = HybridBlock(dim, heads, (5, 3, 1), dropout=0.0).train()
+    x = torch.randn(3, C, N, dim)
+    out = block(x)
+    b, c, t, d = x.shape
+    series = x.reshape(b * c, t, d).transpose(1, 2)
+    total = torch.zeros(b * t * c, dim)
+    inner = heads * block.head_dim
+    out_weight = block.out.weight.reshape(dim, 3, inner)
+    for i, k in enumerate((5, 3, 1)):
+        rows = slice(i * dim, (i + 1) * dim)
+        weight = block.conv_weight[rows, :, 5 - k:]  # this branch's own k taps
+        h = torch.nn.functional.conv1d(torch.nn.functional.pad(series, (k - 1, 0)), weight, block.conv_bias[rows])
+        h = torch.nn.functional.batch_norm(h, None, None, block.batch_norm.weight[rows], block.batch_norm.bias[rows],
+                                           training=True, eps=block.batch_norm.eps)
+        h = h.reshape(b, c, d, t).permute(0, 3, 1, 2).reshape(b * t, c, d)
+        q, key, v = (h @ block.qkv_weight[i] + block.qkv_bias[i]).split(inner, dim=-1)
+        split = lambda z: z.reshape(b * t, c, heads, block.head_dim).transpose(1, 2)  # noqa: E731
+        scores = split(q) @ split(key).transpose(-1, -2) / block.head_dim ** 0.5
+        a = (scores.softmax(-1) @ split(v)).transpose(1, 2).reshape(b * t * c, inner)
+        total = total + a @ out_weight[:, i].T
+    summary = (total + block.out.bias).reshape(b, t, c, d).transpose(1, 2)
+    h = block.norm(x + summary)
+    assert torch.allclose(out, block.norm_out(h + block.ffn(h)), atol=1e-5)
+
+
+def test_eye_features_get_an_embedding_each():
+    """Per-feature eye embedding: two eye features with the same value are different tokens."""
+    model = make("eye")
+    embed = model.eye_extractor.embed
+    value = torch.full((1, 1, E, 1), 0.7)
+    tokens = embed(value)[0, 0]
+    assert tokens.shape == (E, SMALL["dim"]) and not torch.allclose(tokens[0], tokens[1])
+    shared = make("eye", eye_embedding="shared").eye_extractor.embed
+    assert isinstance(shared, torch.nn.Linear)
 
 
 def test_training_masks_only_when_train_mask_ratio_is_positive():
@@ -140,6 +231,35 @@ def test_dcca_is_lowest_for_perfectly_correlated_views():
     assert identical < partial < independent
     assert independent.item() > -0.6
     assert dcca_loss(a, a, out_dim=1).item() == pytest.approx(-1, abs=0.01)
+
+
+def test_dcca_term_tells_correlated_from_independent_views_at_batch_32():
+    """Issue 14: at the within-subject batch of 32, CCA over the 64-d representations cannot tell views apart
+    (n < d: independent and correlated views both score ~0.48 of the maximum). The model therefore computes
+    DCCA on ``dcca_dim``-d projections (default 2): independent views score near 0, correlated near the maximum."""
+    model = MultimodalSSTMA(SHAPES, 3, mode="concat", hidden=64, dim=8, depth=1, heads=2)
+    k = model.dcca_projection[0].out_features
+    assert k == 2
+    g = torch.Generator().manual_seed(0)
+    project = [lambda h, p=p: p(h) for p in model.dcca_projection]
+    with torch.no_grad():
+        independent, correlated, unprojected = [], [], []
+        for _ in range(40):
+            a, b = torch.randn(32, 64, generator=g), torch.randn(32, 64, generator=g)
+            independent.append(-dcca_loss(project[0](a), project[1](b)).item() / k)
+            z = torch.randn(32, 64, generator=g)
+            unprojected.append((-dcca_loss(z, z + 0.1 * torch.randn(32, 64, generator=g)).item() / 64,
+                                -dcca_loss(a, b).item() / 64))
+            shared = torch.randn(32, k, generator=g)  # the views agree along what the projections read
+            a2 = a.clone()
+            b2 = b.clone()
+            a2 = a2 + (shared - project[0](a)) @ torch.linalg.pinv(model.dcca_projection[0].weight).T
+            b2 = b2 + (shared - project[1](b)) @ torch.linalg.pinv(model.dcca_projection[1].weight).T
+            correlated.append(-dcca_loss(project[0](a2), project[1](b2) + 0.05 * torch.randn(32, k, generator=g)
+                                         ).item() / k)
+    assert sum(independent) / 40 < 0.3 and sum(correlated) / 40 > 0.95
+    same, noise = (sum(u[i] for u in unprojected) / 40 for i in (0, 1))
+    assert abs(same - noise) < 0.05  # the 64-d term is blind at this batch size
 
 
 def test_dcca_of_one_dimensional_views_is_minus_abs_pearson():
@@ -286,7 +406,10 @@ def test_masked_mse_ignores_unmasked_targets():
     (dict(mask_ratio=1.5), r"The 'mask_ratio' parameter must be a float in \[0, 1\). Got 1.5 instead."),
     (dict(train_mask_ratio=-0.1), "train_mask_ratio"),
     (dict(mode="fusion"), "mode"),
-    (dict(dim=10, heads=4), "dim % heads"),
+    (dict(head_dim=0), "'head_dim' parameter must be a positive integer"),
+    (dict(eye_embedding="table"), "eye_embedding"),
+    (dict(dcca_dim=17), "'dcca_dim' parameter must be at most hidden=16"),
+    (dict(eval_mask_ratio=1.0), "eval_mask_ratio"),
     (dict(depth=0), "'depth' parameter must be a positive integer"),
     (dict(kernel_sizes=(7, 0, 3)), "kernel_sizes"),
     (dict(dcca_weight=-1.0), "dcca_weight"),
