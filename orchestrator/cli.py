@@ -199,7 +199,7 @@ def pretrain(
     mask_ratio: Annotated[Optional[float], typer.Option(help="Share of tokens (mbsm, default 0.75) or channels (mv_sstma, 0.3) hidden.")] = None,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
     batch_size: Annotated[int, typer.Option(help="Segments per batch (per worker).")] = 64,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 1e-3,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (one-cycle schedule); default mbsm 1e-3, mv_sstma 1.5e-4 (the MV-SSTMA paper's §3.2).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[int, typer.Option(help="Data-parallel workers through Ray Train (1: one local process).")] = 1,
     use_gpu: Annotated[bool, typer.Option("--gpu", help="One GPU per worker (Ray Train, NCCL).")] = False,

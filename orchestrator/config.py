@@ -58,6 +58,14 @@ class RunConfig:
     attention_maps: bool = True  # Mood Reader: electrode attention of the test part, logged as topomaps
     train_trials: int | None = None
     test_session: int | None = None
+    # MV-SSTMA's Table 3: fine-tune on the first N labelled samples of each training part (needs val_strategy none)
+    labelled_samples: int | None = None
+    labelled_unit: str = "sample"  # sample | trial: what labelled_samples counts (the paper says "10 labeled data")
+    # MV-SSTMA's Table 4: hide this share of channels in the fine-tuning *and* the test inputs (mv_sstma only)
+    mask_ratio_eval: float | None = None
+    # eye features: zscore (fit on the training part) | range (each feature mapped to [10, 100] by the training
+    # part's min and max, MV-SSTMA §3.2)
+    eye_scaling: str = "zscore"
     # model and training
     model: str = "mood_reader"
     variant: str = "auto"
@@ -118,6 +126,29 @@ class RunConfig:
         if self.min_epochs is not None and not 1 <= self.min_epochs <= self.epochs:
             raise ConfigError(f"The 'min_epochs' parameter must be an int in [1, epochs={self.epochs}]. "
                               f"Got {self.min_epochs} instead.")
+        if self.labelled_samples is not None:
+            if self.labelled_samples < 1:
+                raise ConfigError(f"The 'labelled_samples' parameter must be an int >= 1. "
+                                  f"Got {self.labelled_samples} instead.")
+            if self.val_strategy != "none":
+                raise ConfigError(f"labelled_samples={self.labelled_samples} fine-tunes on that many labelled samples "
+                                  f"only, but val_strategy={self.val_strategy} would label validation trials too: "
+                                  f"set val_strategy=none (MV-SSTMA's Table 3 trains a fixed number of epochs)")
+        if self.mask_ratio_eval is not None:
+            if not 0 < self.mask_ratio_eval < 1:
+                raise ConfigError(f"The 'mask_ratio_eval' parameter must be a float in (0, 1). "
+                                  f"Got {self.mask_ratio_eval} instead.")
+            if self.model != "mv_sstma":
+                raise ConfigError(f"mask_ratio_eval masks MV-SSTMA's channel tokens (its Table 4); model "
+                                  f"'{self.model}' has no such input mask")
+            clash = sorted({"train_mask_ratio", "eval_mask_ratio"} & set(self.model_params))
+            if clash:
+                raise ConfigError(f"mask_ratio_eval={self.mask_ratio_eval} sets the model's {clash[0]}; "
+                                  f"drop {clash[0]} from model_params")
+        if self.labelled_unit not in ("sample", "trial"):
+            raise ConfigError(invalid_choice("labelled_unit", self.labelled_unit, ("sample", "trial")))
+        if self.eye_scaling not in ("zscore", "range"):
+            raise ConfigError(invalid_choice("eye_scaling", self.eye_scaling, ("zscore", "range")))
         if self.root is None and not self.synthetic:
             raise ConfigError("no data: pass --root DIR (the dataset on disk) or --synthetic")
         if self.root is not None and self.synthetic:

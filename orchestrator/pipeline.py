@@ -175,8 +175,9 @@ def _paper_block(block: Any, path: Path, stage_names: set[str]) -> dict[str, Any
             raise ConfigError(f"{where}.stages: '{name}' is not a stage of this spec")
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}.stages.{name}: must be a mapping with mean, std and row")
-        for key in ("mean", "std"):
-            _number(entry.get(key), f"{where}.stages.{name}.{key}")
+        _number(entry.get("mean"), f"{where}.stages.{name}.mean")
+        if entry.get("std") is not None:  # some tables print no spread (MV-SSTMA's Table 4)
+            _number(entry["std"], f"{where}.stages.{name}.std")
     rows = block.get("rows") or []
     if not isinstance(rows, list):
         raise ConfigError(f"{where}.rows: must be a list of {{method, mean, std}}")
@@ -330,8 +331,10 @@ def run_pipeline(spec: Spec, synthetic: bool = False, roots: dict[str, str] | No
                     value = (f"{100 * ours:.2f} ± {100 * summary.aggregate[f'test_{metric}_std']:.2f} %"
                              if summary.aggregate.get("n_subject_groups", 1) > 1
                              else f"{100 * ours:.2f} % (one split: no spread)")
-                    reporter.status(f"stage {stage.name}: {metric} {value}; the paper reports "
-                                    f"{reported['mean']:.2f} ± {reported['std']:.2f} ({spec.paper['source']})")
+                    theirs = f"{reported['mean']:.2f}" + (f" ± {reported['std']:.2f}" if reported.get("std") is not None
+                                                          else " (no spread printed)")
+                    reporter.status(f"stage {stage.name}: {metric} {value}; the paper reports {theirs} "
+                                    f"({reported.get('row', '')}, {spec.paper['source']})")
             reporter.status(f"stage {stage.name} done in {time.perf_counter() - t0:.0f} s")
         tracker.client.log_dict(parent, [dataclasses.asdict(o) for o in outcomes], "stages.json")
         if spec.paper:

@@ -35,6 +35,8 @@ from moodops.components.errors import ConfigError, invalid_choice
 logger = logging.getLogger(__name__)
 
 #: Corpora each method accepts (eegmmidb for raw-EEG MBSM; DE datasets for MV-SSTMA).
+#: Pretraining learning rates: MV-SSTMA's paper pretrains at 1.5e-4 and fine-tunes at 1e-3 (§3.2).
+DEFAULT_LR = {"mbsm": 1e-3, "mv_sstma": 1.5e-4}
 CORPORA = {"mbsm": ("eegmmidb",), "mv_sstma": ("seed-iv", "seed-v", "seed", "deap")}
 SYNTHETIC_EEGMMIDB = {"subjects": 3, "seconds": 60.0}
 
@@ -47,6 +49,7 @@ class PretrainJob:
     corpus: str | None = None  # None: eegmmidb for mbsm, seed-iv for mv_sstma
     root: str | None = None
     synthetic: bool = False
+    synthetic_subjects: int | None = None  # --synthetic DE corpora (seed-iv, seed-v …): None: the release's count
     subjects: list[int] | None = None
     runs: list[int] | None = None  # eegmmidb runs (None: every run present)
     verify: bool = True
@@ -56,10 +59,11 @@ class PretrainJob:
     sfreq: float = 200.0
     segment_s: float = 4.0
     seq_len: int | None = None  # mv_sstma: windows per sample (None: the model's run default)
+    eye_scaling: str = "zscore"  # mv_sstma eye features: zscore | range ([10, 100], MV-SSTMA §3.2), as the run's
     mask_ratio: float | None = None
     epochs: int = 20
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float | None = None  # None: the method's (mbsm 1e-3; mv_sstma 1.5e-4, MV-SSTMA §3.2)
     weight_decay: float = 0.05
     seed: int = 0
     model_params: dict[str, Any] = field(default_factory=dict)
@@ -76,6 +80,8 @@ class PretrainJob:
     def __post_init__(self) -> None:
         if self.corpus is None:
             self.corpus = CORPORA.get(self.method, ("eegmmidb",))[0]
+        if self.lr is None:
+            self.lr = DEFAULT_LR.get(self.method, 1e-3)
         if self.method not in CORPORA:
             raise ConfigError(invalid_choice("method", self.method, tuple(CORPORA)))
         if self.corpus not in CORPORA[self.method]:
@@ -85,6 +91,8 @@ class PretrainJob:
             raise ConfigError("no data: pass --root DIR (the corpus on disk) or --synthetic")
         if self.root is not None and self.synthetic:
             raise ConfigError("--root and --synthetic exclude each other")
+        if self.eye_scaling not in ("zscore", "range"):
+            raise ConfigError(invalid_choice("eye_scaling", self.eye_scaling, ("zscore", "range")))
         if self.workers < 1:
             raise ConfigError(f"The 'workers' parameter must be >= 1. Got {self.workers} instead.")
         if self.segment_s <= 0:
@@ -197,12 +205,16 @@ def load_eegmmidb(job: PretrainJob, reporter) -> tuple[dict[str, np.ndarray], di
 
 
 def load_de_corpus(job: PretrainJob, reporter) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The windows `moodops run --model mv_sstma` would use, labels ignored, z-scored per feature."""
+    """The windows `moodops run --model mv_sstma` would use, labels ignored, z-scored per feature (eye features
+    mapped onto [10, 100] instead with ``eye_scaling: range``, as the fine-tuning run then does); a missing value
+    becomes the corpus mean."""
+    from moodops.pipelines.evaluate import fit_range
     from moodops.orchestrator.config import RunConfig
     from moodops.orchestrator.run import prepare_features, resolve_model_defaults
 
     config = RunConfig(dataset=job.corpus, model="mv_sstma", root=job.root, synthetic=job.synthetic,
-                       subjects=job.subjects, seq_len=job.seq_len, cache_dir=job.cache_dir)
+                       subjects=job.subjects, seq_len=job.seq_len, cache_dir=job.cache_dir,
+                       synthetic_subjects=job.synthetic_subjects)
     config = resolve_model_defaults(config)
     samples = prepare_features(config, reporter)
     data = {"x": samples.x}
@@ -213,13 +225,17 @@ def load_de_corpus(job: PretrainJob, reporter) -> tuple[dict[str, np.ndarray], d
         mean = np.nanmean(flat, axis=0)
         std = np.nanstd(flat, axis=0)
         std[~(std > 1e-8)] = 1.0
-        z = (v - mean) / std
-        data[k] = np.nan_to_num(z, nan=0.0).astype(np.float32)
+        if k == "eye" and job.eye_scaling == "range":
+            shift, scale = fit_range(v, np.arange(len(v)), "eye")
+            z, fill = (v - shift) / scale, (np.nan_to_num(mean) - shift) / scale
+        else:
+            z, fill = (v - mean) / std, np.zeros_like(mean)
+        data[k] = np.where(np.isnan(z), np.broadcast_to(fill, z.shape[1:]), z).astype(np.float32)
     reporter.status(f"{job.corpus}: {len(data['x'])} samples of {config.seq_len} windows "
                     f"({', '.join(f'{k} {tuple(v.shape[1:])}' for k, v in data.items())}); labels ignored")
     info = {"corpus": job.corpus, "variant": config.variant, "seq_len": config.seq_len,
             "feature": config.feature, "precomputed": config.precomputed, "synthetic": job.synthetic,
-            "subjects": [int(s) for s in samples.info["subjects"]]}
+            "subjects": [int(s) for s in samples.info["subjects"]], "eye_scaling": job.eye_scaling}
     return data, info
 
 

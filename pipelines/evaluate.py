@@ -57,6 +57,23 @@ def fit_normalisation(values: np.ndarray, rows: np.ndarray, name: str) -> tuple[
     return mean, std
 
 
+def fit_range(values: np.ndarray, rows: np.ndarray, name: str, low: float = 10.0,
+              high: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
+    """Shift and scale that map each feature of ``values[rows]`` (the training part) from its [min, max] onto
+    [low, high] (MV-SSTMA §3.2: eye features "into the range of 10 to 100"), as the (mean, std) a z-score divides
+    by: ``(v − mean) / std = low + (high − low)·(v − min)/(max − min)``. Test values may fall outside."""
+    axes = normalisation_axes(name, values.ndim)
+    part = values[rows]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo = np.nanmin(part, axis=axes, keepdims=True)[0]
+        hi = np.nanmax(part, axis=axes, keepdims=True)[0]
+    lo = np.where(np.isfinite(lo), lo, 0.0)
+    span = np.where(np.isfinite(hi - lo) & (hi - lo > 0), hi - lo, 1.0)
+    std = (span / (high - low)).astype(np.float32)
+    return (lo - low * std).astype(np.float32), std
+
+
 def _run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hooks) -> FoldResult:
     t0 = time.perf_counter()
     if features.y is None:
@@ -77,14 +94,19 @@ def _run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hook
     n_classes = len(features.class_names) or int(features.y.max()) + 1
     # Normalisation (and imputation of missing windows, NaN → the training mean) is fit on train only.
     inputs = {"x": features.x, **{k: features.extra[k] for k in variant.extras}}
-    stats = {name: fit_normalisation(values, fold.train, name) for name, values in inputs.items()}
+    ranged = {"eye"} if config.eye_scaling == "range" else set()
+    stats = {name: (fit_range if name in ranged else fit_normalisation)(values, fold.train, name)
+             for name, values in inputs.items()}
+    # a missing value becomes the training mean, in the scaled units (0 after a z-score)
+    fills = {name: np.nan_to_num((fit_normalisation(values, fold.train, name)[0] - stats[name][0]) / stats[name][1])
+             if name in ranged else np.zeros_like(stats[name][0]) for name, values in inputs.items()}
 
     def part(rows: np.ndarray) -> dict[str, np.ndarray]:
         out = {}
         for name, values in inputs.items():
             mean, std = stats[name]
             z = (values[rows] - mean) / std
-            out[name] = np.nan_to_num(z, nan=0.0).astype(np.float32)
+            out[name] = np.where(np.isnan(z), np.broadcast_to(fills[name], z.shape[1:]), z).astype(np.float32)
         return out
 
     shapes = {name: tuple(v.shape[1:]) for name, v in inputs.items()}
@@ -101,7 +123,7 @@ def _run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hook
     torch_save({"model": config.model, "variant": variant.name, "model_params": dict(config.model_params),
                 "input_shape": list(features.x.shape[1:]), "shapes": {k: list(v) for k, v in shapes.items()},
                 "n_classes": n_classes, "class_names": list(features.class_names), **state,
-                "norm": {k: {"mean": m, "std": s} for k, (m, s) in stats.items()}}, buffer)
+                "norm": {k: {"mean": m, "std": s, "fill": fills[k]} for k, (m, s) in stats.items()}}, buffer)
     t_end = time.perf_counter()
     result = FoldResult(
         fold=fold.name,
@@ -218,6 +240,10 @@ def _fit_torch(config, fold, features, part, shapes, n_classes, seed, hooks, att
             from moodops.pipelines.pretrain import load_pretrained
 
             state = torch.load(io.BytesIO(config.pretrained), map_location="cpu", weights_only=True)
+            # a two-modality MV-SSTMA checkpoint also serves a one-modality model (its Table 1): the extractor
+            # the model lacks is left out, the other must fit exactly
+            absent = {p for p in ("eeg_extractor", "eye_extractor") if getattr(model, p, False) is None}
+            state = {k: v for k, v in state.items() if k.split(".", 1)[0] not in absent}
             load_pretrained(model, state, freeze=config.freeze_pretrained)
         return model.to(device)
 

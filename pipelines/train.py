@@ -60,6 +60,7 @@ class TrainConfig:
     pretrained: bytes | None = None  # a torch state dict (weights_only) loaded before training
     freeze_pretrained: bool = False
     attention_maps: bool = True  # models with electrode attention (Mood Reader): record it on the test part
+    eye_scaling: str = "zscore"  # zscore | range (eye features onto [10, 100] by the training min/max, MV-SSTMA)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

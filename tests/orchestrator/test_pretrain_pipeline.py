@@ -255,3 +255,36 @@ def test_raw_eeg_is_mapped_by_name_and_resampled_only_when_asked():
     assert np.allclose(out[:, :, 1, 20:180], index["FP1"], atol=0.05)
     assert np.all(out[:, :, 2] == 0)  # IZ: not a DEAP channel, zero-filled
     assert record["channels"]["zero_filled"] == ["IZ"] and record["resample"]["to_hz"] == 200.0
+
+
+@pytest.mark.parametrize("name,dataset,train_trials", [("mmv_sstma_seed_iv", "seed-iv", 16),
+                                                       ("mmv_sstma_seed_v", "seed-v", 9)])
+def test_mv_sstma_presets_are_the_papers_four_tables(name, dataset, train_trials):
+    """Tables 1-4 of Gao et al. 2024 as stages, each valid as a run and each with the paper's value."""
+    from moodops.orchestrator.pipeline import _validate, load_spec
+
+    spec = load_spec(name)
+    stages = {s.name: s for s in spec.stages}
+    assert spec.stages[0].name == "pretrain" and len(stages) == 16
+    pretrain = _validate(spec.stages[0], {}, name, True)
+    assert (pretrain.method, pretrain.corpus, pretrain.mask_ratio, pretrain.lr, pretrain.seq_len,
+            pretrain.eye_scaling) == ("mv_sstma", dataset, 0.3, 1.5e-4, 10, "range")
+    runs = {n: _validate(s, {"encoder": "models:/x@1"} if s.config.get("encoder") else {}, name, True)
+            for n, s in stages.items() if s.kind == "run"}
+    for n, config in runs.items():  # §3.1-3.2: per subject and session, T = 10, lr 1e-3, eye in [10, 100]
+        assert (config.protocol, config.train_trials, config.dataset, config.model, config.seq_len, config.lr,
+                config.eye_scaling, config.val_strategy) == ("per-subject", train_trials, dataset, "mv_sstma", 10,
+                                                             1e-3, "range", "none"), n
+        assert n in spec.paper["stages"], n  # the paper's value beside every stage
+    assert {n: (c.variant, c.encoder is not None) for n, c in runs.items() if n.startswith("t1-")} == {
+        "t1-eeg-scratch": ("eeg", False), "t1-eye-scratch": ("eye", False), "t1-eye-pretrained": ("eye", True)}
+    assert [runs[f"t2-{v}"].variant for v in ("eeg", "concat", "attention")] == ["eeg", "concat", "attention"]
+    for v in ("eeg", "concat", "attention"):
+        assert (runs[f"t3-{v}"].labelled_samples, runs[f"t3-{v}"].mask_ratio_eval) == (10, 0.3)
+        for ratio in (50, 70):
+            t4 = runs[f"t4-{v}-mask{ratio}"]
+            assert (t4.variant, t4.labelled_samples, t4.mask_ratio_eval) == (v, 10, ratio / 100)
+            assert spec.paper["stages"][f"t4-{v}-mask{ratio}"]["std"] is None  # Table 4 prints no spread
+    iv = name.endswith("_iv")
+    assert spec.paper["stages"]["t2-attention"]["mean"] == (90.16 if iv else 81.38)
+    assert spec.paper["stages"]["t1-eye-scratch"]["mean"] == (64.98 if iv else 53.88)
