@@ -4,30 +4,41 @@ Inputs per sample: ``x`` ``(N, C, F)`` — T = N consecutive DE windows, C EEG
 channels, F bands — and ``eye`` ``(N, E)`` — E eye-movement features of the
 same windows. Inside, a modality is a grid of tokens ``(batch, C, T, D)``.
 
-Extractor (one per modality, own weights):
+Extractor (one per modality, own weights; :class:`SSTMAExtractor`, §2.1):
 
-1. spectral embedding ``Linear(F → D)`` per channel and window; masked channels
-   (a random ``round(ratio·C)`` per sample, all their windows) are replaced by
-   a learnable mask token; a sine-cosine encoding over channels is added;
-2. ``depth`` hybrid blocks ``(batch, C, T, D) → same``: three causal temporal
-   convolutions (long/medium/short kernels, per channel, left padding only),
-   each followed by BatchNorm and multi-head self-attention across channels
-   (per window); the branches are summed with a residual, then LayerNorm and
-   a feed-forward network with residual and LayerNorm;
+1. spectral embedding ``Linear(F → D)`` per channel and window (eye: one
+   embedding row per feature, :class:`FeatureEmbedding`) and a sine-cosine
+   encoding over channels; with a mask (a random ``round(ratio·C)`` channels
+   per sample, all their windows) only the visible channels go on ("only a
+   visible subset x^v ∈ R^{C_v × T × D} ... as input");
+2. ``depth`` (L = 6) hybrid blocks ``(batch, C_v, T, D) → same``
+   (:class:`HybridBlock`, Eqs 1–4): three causal temporal convolutions
+   (long/medium/short kernels, per channel, left padding only), each followed
+   by BatchNorm and multi-head self-attention across channels (per window);
+   the branches are summed with a residual, then LayerNorm and a feed-forward
+   network with residual and LayerNorm;
 3. a representation: mean over channels and windows, ``Linear(D → hidden)``;
-4. for masked pretraining, a decoder of ``decoder_depth`` hybrid blocks and
-   ``Linear(D → F)`` reconstructs every token (see :meth:`reconstruct`).
+4. for masked pretraining, a symmetric decoder of ``decoder_depth`` (default
+   L) hybrid blocks over every channel slot (the mask token in the masked
+   ones) and ``Linear(D → F)`` predicts the masked channels
+   (:meth:`reconstruct`; the loss, :func:`masked_mse`, counts them only).
 
 Eye modality: the paper gives no token layout for eye features, so each of the
-E features is treated as a "channel" with one spectral value (``F = 1``) over
-the same T windows and runs through an extractor of the same architecture.
+E features is a "channel" with one value (``F = 1``) over the same T windows
+and runs through an extractor of the same architecture (§2.2: "mapped to the
+same dimensional space as EEG signals").
 
 Modes (``mode``): ``eeg`` / ``eye`` use one extractor; ``concat`` concatenates
 both representations; ``attention`` fuses the stacked ``(batch, 2, hidden)``
 with :class:`~moodops.components.models.fusion.AttentionFusion`. A small MLP
 maps the result to logits ``(batch, n_classes)``. In the two-modality modes
-and in training mode, ``dcca_weight · dcca_loss(h_eeg, h_eye)`` is kept for
-:meth:`MultimodalSSTMA.auxiliary_loss`.
+and in training mode, ``dcca_weight · dcca_loss`` of the two representations,
+each first projected to ``dcca_dim`` (2) dimensions, is kept for
+:meth:`MultimodalSSTMA.auxiliary_loss`: at a batch of 32 the canonical
+correlation of two 64-d views is about half its maximum whether or not they
+are related (rank-limited), on 2-d projections 0.21 for independent and 0.99
+for correlated views. ``train_mask_ratio`` / ``eval_mask_ratio`` mask the
+classification inputs (Table 4 masks fine-tuning and test data alike).
 
 Causality: the time axis is only mixed by the causal convolutions, so an
 output at window t never depends on later windows — in eval mode; in training
