@@ -246,18 +246,13 @@ class SSTMAExtractor(nn.Module):
         if x.dim() != 4 or x.shape[2:] != (self.n_channels, self.n_features):
             raise ConfigError(f"expected input (batch, T, {self.n_channels}, {self.n_features}), "
                               f"got shape {tuple(x.shape)}")
+        # (batch, C, T, D); the embedding is per channel, so no channel's values reach another's token
+        h = self.embed(x).transpose(1, 2)
+        positions = self.positions.expand(x.shape[0], -1, -1)
         if mask is not None:
-            index = visible_index(mask)  # drop the masked channels before anything sees them
-            x = _gather_channels(x.transpose(1, 2), index).transpose(1, 2)  # (batch, T, C_v, F)
-            positions = self.positions[index]  # (batch, C_v, D)
-            if isinstance(self.embed, FeatureEmbedding):
-                h = x * self.embed.weight[index][:, None] + self.embed.bias[index][:, None]  # (batch, T, C_v, D)
-            else:
-                h = self.embed(x)
-        else:
-            h = self.embed(x)
-            positions = self.positions.expand(x.shape[0], -1, -1)
-        h = h.transpose(1, 2) + positions[:, :, None, :].to(h.dtype)  # (batch, C_v, T, D)
+            index = visible_index(mask)  # only the visible channels go on
+            h, positions = _gather_channels(h, index), self.positions[index]  # (batch, C_v, T, D), (batch, C_v, D)
+        h = h + positions[:, :, None, :].to(h.dtype)
         for block in self.blocks:
             h = block(h)
         return h
