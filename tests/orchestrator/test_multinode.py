@@ -33,7 +33,10 @@ def deap(tmp_path_factory) -> Path:
 def cluster(tmp_path):
     """Head (1 CPU) + one more node process (1 CPU) on 127.0.0.1; yields (address, second node's port)."""
     manager_port = free_port()
-    head = start_node("--num-cpus", "1", "--include-dashboard", "false", head_port=free_port())
+    # The head declares a node dead after 2 missed health checks 1 s apart (Ray's default: 5 checks 3 s apart),
+    # so the end of the test does not wait out the default timeout.
+    head = start_node("--num-cpus", "1", "--include-dashboard", "false", head_port=free_port(),
+                      RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="2")
     try:
         worker = start_node("--address", head.address, "--num-cpus", "1", "--node-manager-port", str(manager_port),
                             RAY_AUTH_MODE="token")

@@ -27,7 +27,7 @@ DEVICE = os.environ.get("MOODOPS_TEST_DEVICE", "cpu")
 SETTINGS = {
     "mood_reader": dict(n_windows=4, params={"dim": 16, "heads": 2, "encoder_dim": 16, "encoder_heads": 2,
                                              "fusion_dim": 32}, epochs=25, lr=3e-3),
-    "mv_sstma": dict(n_windows=4, params={"depth": 2, "decoder_depth": 1}, epochs=25, lr=3e-3),
+    "mv_sstma": dict(n_windows=4, params={"depth": 1, "heads": 2}, epochs=25, lr=3e-3),
     "dfcn": dict(n_windows=4, params={}, epochs=25, lr=1e-3),
     "dgcnn": dict(n_windows=1, params={}, epochs=30, lr=3e-3),
     "svm": dict(n_windows=2, params={}, epochs=1, lr=1e-3),
