@@ -52,8 +52,9 @@ class RunConfig:
     split_level: str = "trial"
     val_fraction: float = 0.1
     # model selection: stratified (validation trials of every class) | none (fixed epochs, keep the last,
-    # as the papers train) | inner (inner folds over the training trials choose the epoch count)
-    val_strategy: str = "stratified"
+    # as the papers train) | inner (inner folds over the training trials choose the epoch count);
+    # None: the model's default (stratified; MV-SSTMA: none, as its paper trains), see MODEL_DEFAULTS
+    val_strategy: str | None = None
     inner_folds: int = 3
     attention_maps: bool = True  # Mood Reader: electrode attention of the test part, logged as topomaps
     train_trials: int | None = None
@@ -119,7 +120,7 @@ class RunConfig:
             raise ConfigError(invalid_choice("encoder_channels", self.encoder_channels, ("strict", "by-name")))
         if self.seq_step is not None and self.seq_step < 1:
             raise ConfigError(f"The 'seq_step' parameter must be >= 1. Got {self.seq_step} instead.")
-        if self.val_strategy not in ("stratified", "none", "inner"):
+        if self.val_strategy is not None and self.val_strategy not in ("stratified", "none", "inner"):
             raise ConfigError(invalid_choice("val_strategy", self.val_strategy, ("stratified", "none", "inner")))
         if self.inner_folds < 2:
             raise ConfigError(f"The 'inner_folds' parameter must be an int >= 2. Got {self.inner_folds} instead.")
@@ -130,9 +131,10 @@ class RunConfig:
             if self.labelled_samples < 1:
                 raise ConfigError(f"The 'labelled_samples' parameter must be an int >= 1. "
                                   f"Got {self.labelled_samples} instead.")
-            if self.val_strategy != "none":
+            strategy = self.val_strategy or model_default("val_strategy", self.model)
+            if strategy != "none":
                 raise ConfigError(f"labelled_samples={self.labelled_samples} fine-tunes on that many labelled samples "
-                                  f"only, but val_strategy={self.val_strategy} would label validation trials too: "
+                                  f"only, but val_strategy={strategy} would label validation trials too: "
                                   f"set val_strategy=none (MV-SSTMA's Table 3 trains a fixed number of epochs)")
         if self.mask_ratio_eval is not None:
             if not 0 < self.mask_ratio_eval < 1:
@@ -167,7 +169,18 @@ class RunConfig:
 
 #: Defaults of the keys a model may set for itself (``ModelInfo.run_defaults``).
 MODEL_DEFAULTS: dict[str, Any] = {"window_s": 1.0, "seq_len": 4, "seq_step": None, "batch_size": 256,
-                                  "lr": 1e-3, "optimizer": "adamw"}
+                                  "lr": 1e-3, "optimizer": "adamw", "val_strategy": "stratified"}
+
+
+def model_default(key: str, model: str) -> Any:
+    """What ``key`` resolves to for ``model`` when the user leaves it unset (an unknown model: the
+    general default; the name is checked later, with a did-you-mean)."""
+    from moodops.components.models import MODELS
+
+    try:
+        return MODELS.get(model).run_defaults.get(key, MODEL_DEFAULTS[key])
+    except ConfigError:
+        return MODEL_DEFAULTS[key]
 
 _HINTS = get_type_hints(RunConfig)
 KEYS = tuple(f.name for f in fields(RunConfig))

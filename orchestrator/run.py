@@ -22,7 +22,7 @@ from moodops.components.protocols import (PROTOCOLS, CrossSession, PerSubject, T
                                           trial_groups)
 from moodops.components.types import FeatureSet, Fold, FoldResult
 from moodops.orchestrator.attention import mean_attention, save_attention
-from moodops.orchestrator.config import MODEL_DEFAULTS, RunConfig, default_cache_dir
+from moodops.orchestrator.config import MODEL_DEFAULTS, RunConfig, default_cache_dir, model_default
 from moodops.orchestrator.fanout import Progress
 from moodops.orchestrator.ledger import Ledger
 from moodops.pipelines.train import TrainConfig
@@ -130,7 +130,8 @@ def ensure_synthetic(cache_dir: Path, config: RunConfig, reporter: Reporter, wit
 
 def _protocol(config: RunConfig):
     cls = PROTOCOLS.get(config.protocol)
-    common = {"val_fraction": config.val_fraction, "seed": config.seed, "val_strategy": config.val_strategy}
+    common = {"val_fraction": config.val_fraction, "seed": config.seed,
+              "val_strategy": config.val_strategy or model_default("val_strategy", config.model)}
     if cls is TrainTestSplit:
         return cls(ratio=config.ratio, split_level=config.split_level, **common)
     if cls is PerSubject:
@@ -217,7 +218,8 @@ def synthetic_modalities(dataset_cls) -> tuple[str, ...]:
 def resolve_model_defaults(config: RunConfig) -> RunConfig:
     """Fill what the user left to the model: the variant ('auto': the first of the model's variants,
     in its order of completeness, whose modalities the dataset has), feature, window, sequence
-    length, batch size (at most 32 in within-subject protocols), learning rate and optimizer."""
+    length, batch size (at most 32 in within-subject protocols), learning rate, optimizer and
+    model selection (``val_strategy``)."""
     validate_names(config)
     info = MODELS.get(config.model)
     changes: dict[str, Any] = {}
@@ -265,7 +267,8 @@ def train_config(config: RunConfig, pretrained: bytes | None = None) -> TrainCon
     return TrainConfig(model=config.model, variant=config.variant, model_params=params, eye_scaling=config.eye_scaling,
                        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                        weight_decay=config.weight_decay, optimizer=config.optimizer, patience=config.patience,
-                       min_epochs=config.min_epochs, val_strategy=config.val_strategy,
+                       min_epochs=config.min_epochs,
+                       val_strategy=config.val_strategy or model_default("val_strategy", config.model),
                        inner_folds=config.inner_folds, seed=config.seed, pretrained=pretrained,
                        freeze_pretrained=config.freeze_encoder, attention_maps=config.attention_maps)
 
@@ -403,7 +406,9 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
                    else f", {config.window_s:g}-s windows"
                    + (" cut from each trial's end" if config.window_origin == "end" else ""))
                 + f", {config.seq_len} per sample"
-                + (f" every {config.seq_step}" if config.seq_step and config.seq_step != config.seq_len else ""))
+                + (f" every {config.seq_step}" if config.seq_step and config.seq_step != config.seq_len else "")
+                + (f"; no validation part: all {config.epochs} epochs, the last kept (val_strategy none)"
+                   if config.val_strategy == "none" else ""))
     reporter.status(describe)
 
     def start_parent() -> str:

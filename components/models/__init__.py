@@ -148,7 +148,9 @@ register_model(ModelInfo(
         Variant("eeg", "EEG extractor only", {"mode": "eeg"}, ("x",)),
         Variant("eye", "eye-movement extractor only", {"mode": "eye"}, ("eye",)),
     ),
-    run_defaults={"seq_len": 10, "seq_step": 2},
+    # Fixed epochs, the last kept, as the paper trains (§3.2); measured on the realistic synthetic SEED-IV,
+    # per-subject eye: 0.567 ± 0.160 this way, 0.461 ± 0.007 with stratified validation (README).
+    run_defaults={"seq_len": 10, "seq_step": 2, "val_strategy": "none"},
 ))
 register_model(ModelInfo(
     "dfcn", "moodops.components.models.dfcn:PriorDrivenDFCN",

@@ -243,6 +243,9 @@ def test_per_subject_on_synthetic_seed_iv_with_mv_sstma(tmp_path):
     assert "variant attention (auto" in proc.stderr and "feature precomputed de_LDS" in proc.stderr
     summary = json.loads(out.read_text())
     assert summary["variant"] == "attention" and summary["label"] == "emotion"
+    # MV-SSTMA fine-tunes as its paper does: no validation part, the last epoch kept.
+    assert summary["val_strategy"] == "none" and "no validation part: all 2 epochs, the last kept" in proc.stderr
+    assert all(f["n_validation"] == 0 and f["best_epoch"] == 2 for f in summary["folds"])
     assert summary["class_names"] == ["neutral", "sad", "fear", "happy"]
     assert [f["fold"] for f in summary["folds"]] == [f"subject-{s:02d}-session-{k}" for s in (1, 2) for k in (1, 2, 3)]
     assert summary["aggregate"]["n_subject_groups"] == 2.0

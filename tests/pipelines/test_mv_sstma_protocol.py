@@ -25,7 +25,7 @@ def run(**kwargs) -> RunConfig:
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(labelled_samples=10), "set val_strategy=none"),
+    (dict(labelled_samples=10, val_strategy="stratified"), "set val_strategy=none"),
     (dict(labelled_samples=0, val_strategy="none"), "'labelled_samples' parameter must be an int >= 1"),
     (dict(mask_ratio_eval=1.0), r"'mask_ratio_eval' parameter must be a float in \(0, 1\)"),
     (dict(mask_ratio_eval=0.3, model_params={"train_mask_ratio": 0.5}), "drop train_mask_ratio"),
@@ -36,6 +36,20 @@ def test_settings_that_make_no_sense_are_refused_in_one_line(kwargs, match):
     with pytest.raises(ConfigError, match=match) as info:
         run(**kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_mv_sstma_trains_fixed_epochs_unless_told_and_the_other_models_validate():
+    """MV-SSTMA's default model selection is its paper's (no validation part, the last of ``epochs``);
+    every other model keeps stratified validation; a value the user sets wins either way."""
+    from moodops.orchestrator.run import resolve_model_defaults
+
+    assert resolve_model_defaults(run()).val_strategy == "none"
+    assert resolve_model_defaults(run(val_strategy="stratified")).val_strategy == "stratified"
+    for model in ("mood_reader", "linear", "svm", "dfcn"):
+        config = RunConfig(synthetic=True, dataset="seed-iv", protocol="per-subject", model=model)
+        assert resolve_model_defaults(config).val_strategy == "stratified", model
+    assert run(labelled_samples=10).labelled_samples == 10  # Table 3 needs no validation part: the default
+    assert train_config(resolve_model_defaults(run())).val_strategy == "none"
 
 
 def test_mask_ratio_eval_is_for_mv_sstma_only_and_masks_training_and_test_alike():
