@@ -21,6 +21,11 @@ class DataError(MoodopsError):
     """A data file is missing, unreadable, malformed or unsafe."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) stopped a run; the message says what was kept and how to go on. Not a
+    :class:`KeyboardInterrupt`, so the CLI layer can print it before exiting with status 130."""
+
+
 class UnknownNameError(ConfigError, KeyError):
     """A registry name (dataset, model, protocol, …) does not exist."""
 

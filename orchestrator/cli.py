@@ -443,19 +443,26 @@ def ui(
 
 
 def main() -> None:
-    import click
+    # typer bundles its own click: its exceptions are these, not the `click` package's.
+    from typer import Abort, Exit
+    from typer._click.exceptions import ClickException
 
-    from moodops.components.errors import MoodopsError
+    from moodops.components.errors import Interrupted, MoodopsError
 
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as e:
+        # standalone_mode=False: typer raises usage errors (shown below) and *returns* the exit code of
+        # typer.Exit and of Ctrl-C (130: it turns KeyboardInterrupt into Exit(130)).
+        code = app(standalone_mode=False)
+    except Exit as e:
         sys.exit(e.exit_code)
-    except click.ClickException as e:
+    except ClickException as e:  # usage errors: click's usage line, exit 2
         e.show()
         sys.exit(e.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (Abort, KeyboardInterrupt):
         _err("moodops: interrupted")
+        sys.exit(130)
+    except Interrupted as e:  # a run stopped by Ctrl-C: what was saved, how to resume
+        _err(f"moodops: {e}")
         sys.exit(130)
     except MoodopsError as e:
         if _state["debug"]:
@@ -468,6 +475,10 @@ def main() -> None:
         _err(f"moodops: error: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
              "  (run with --debug for the traceback)")
         sys.exit(1)
+    if code == 130:
+        _err("moodops: interrupted")
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from moodops.components.datasets import DATASETS
-from moodops.components.errors import ConfigError, MoodopsError
+from moodops.components.errors import ConfigError, Interrupted, MoodopsError
 from moodops.components.features import FeatureConfig, build_features, dataset_fingerprint, make_sequences
 from moodops.components.models import MODELS
 from moodops.components.protocols import (PROTOCOLS, CrossSession, PerSubject, TrainTestSplit, leakage_fraction,
@@ -591,6 +591,10 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
         except Exception:  # noqa: BLE001 - the tracking store may be the problem; the ledger keeps results
             logger.warning("could not mark the MLflow runs %s; finished folds are kept in %s", status, ledger.folder)
         ledger.update(status=status, children=children, logged=sorted(logged))
+        if isinstance(e, KeyboardInterrupt):
+            saved = sum(1 for _ in ledger.folds_dir.glob("*/result.json"))
+            raise Interrupted(f"interrupted ({saved} of {len(folds)} fold(s) saved in {ledger.folder}; "
+                              "re-run the same command to resume)") from e
         raise
     finally:
         if started_ray:

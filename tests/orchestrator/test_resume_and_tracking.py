@@ -190,3 +190,41 @@ def test_tracking_server_gone_fails_loudly_and_a_rerun_logs_the_saved_folds(deap
         assert [f for f, s in runs if s == "FINISHED"] == ["subject-01", "subject-02", "subject-03", "subject-04"]
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_saying_what_was_saved_and_marks_the_runs_killed(deap, tmp_path, use_shared_ray):
+    """A real SIGINT to a running `moodops run`: one line naming the saved folds and the resume, status 130,
+    the parent run KILLED (not left RUNNING), the ledger's finished folds kept for the resume."""
+    from mlflow import MlflowClient
+
+    proc = subprocess.Popen(run_command(deap), cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    cache = Path(os.environ["MOODOPS_CACHE"])
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(cache.glob("runs/*/folds/subject-*/result.json")):
+        time.sleep(0.3)
+        assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    last = stderr.strip().splitlines()[-1]
+    saved = len(list(cache.glob("runs/*/folds/subject-*/result.json")))
+    assert 1 <= saved < 4
+    assert last.startswith(f"moodops: interrupted ({saved} of 4 fold(s) saved in ") and last.endswith(
+        "re-run the same command to resume)"), stderr
+    assert "Traceback" not in stderr
+    ledger = json.loads(next(cache.glob("runs/*/run.json")).read_text())
+    assert ledger["status"] == "KILLED"
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.get_run(ledger["parent_run_id"]).info.status == "KILLED"
+    assert all(status != "RUNNING" for _, status in children(client, ledger["parent_run_id"]))
+
+
+def test_usage_errors_exit_2_with_the_usage_line(tmp_path):
+    proc = subprocess.run([MOODOPS, "run", "loso", "--bogus"], cwd=tmp_path, env=env(), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("Usage: moodops run [OPTIONS]") and "No such option: --bogus" in proc.stderr
+    proc = subprocess.run([MOODOPS, "frobnicate"], cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "No such command 'frobnicate'" in proc.stderr
