@@ -104,6 +104,22 @@ class RunConfig:
     synthetic_effect: float = 1.0
 
     def __post_init__(self) -> None:
+        # Everything that needs no data is checked here, before a feature is built or a run is created.
+        if self.epochs < 1:
+            raise ConfigError(f"The 'epochs' parameter must be an int >= 1. Got {self.epochs} instead.")
+        if not 0 < self.ratio < 1:
+            raise ConfigError(f"The 'ratio' parameter must be a float in (0, 1) (the training share). "
+                              f"Got {self.ratio} instead.")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"The 'val_fraction' parameter must be a float in [0, 1). Got {self.val_fraction} instead.")
+        if self.patience < 1:
+            raise ConfigError(f"The 'patience' parameter must be an int >= 1. Got {self.patience} instead.")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"The 'batch_size' parameter must be an int >= 1. Got {self.batch_size} instead.")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"The 'lr' parameter must be a float > 0. Got {self.lr} instead.")
+        if self.subjects is not None and (not self.subjects or min(self.subjects) < 1):
+            raise ConfigError(f"The 'subjects' parameter must list subject numbers >= 1. Got {self.subjects} instead.")
         if self.cpus_per_fold <= 0:
             raise ConfigError(f"The 'cpus_per_fold' parameter must be > 0. Got {self.cpus_per_fold} instead.")
         if self.gpus_per_fold < 0:
@@ -221,6 +237,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if origin is float:
             return float(value)
         return str(value)
+    except ConfigError as e:  # parse_int_list's own message says what is wrong with the list
+        raise ConfigError(f"{source}: '{key}': {e}") from None
     except (ValueError, TypeError):
         raise ConfigError(f"{source}: '{key}' must be {getattr(origin, '__name__', origin)}, got {value!r}") from None
 
@@ -236,10 +254,12 @@ def parse_int_list(text: str) -> list[int]:
             if "-" in part:
                 lo, hi = (int(v) for v in part.split("-", 1))
                 if hi < lo:
-                    raise ValueError
+                    raise ConfigError(f"{part}: a range must go up, e.g. {hi}-{lo}")
                 out.extend(range(lo, hi + 1))
             else:
                 out.append(int(part))
+        except ConfigError:
+            raise
         except ValueError:
             raise ConfigError(f"cannot read '{part}' in the list '{text}' (use e.g. 1,2,5-7)") from None
     if not out:

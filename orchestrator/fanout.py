@@ -105,6 +105,28 @@ def _token_auth_for(address: str) -> None:
             sys.modules["ray._raylet"].Config.initialize("")
 
 
+def local_gpu_count() -> int:
+    """GPUs a local Ray would see, without starting it: CUDA_VISIBLE_DEVICES when set, else the NVIDIA
+    device files (``/dev/nvidia0``, ...)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    from pathlib import Path
+
+    return sum(1 for p in Path("/dev").glob("nvidia[0-9]*"))
+
+
+def precheck_gpus(gpus_per_fold: float, address: str | None) -> None:
+    """Refuse ``--gpus-per-fold`` on a local run of a machine without GPUs before any work starts
+    (a cluster's GPUs are checked once connected, :func:`check_resources`)."""
+    if gpus_per_fold <= 0 or address or os.environ.get("RAY_ADDRESS"):
+        return
+    count = local_gpu_count()
+    if count < gpus_per_fold:
+        raise ConfigError(f"--gpus-per-fold {gpus_per_fold:g} but this machine has {count} GPU(s) and no cluster "
+                          "was named: drop --gpus-per-fold, or pass --address of a Ray cluster with GPUs")
+
+
 def check_resources(cpus_per_fold: float, gpus_per_fold: float, local: bool) -> dict[str, float]:
     import ray
 

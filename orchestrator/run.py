@@ -385,6 +385,9 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
     reporter = reporter or Reporter()
     requested_variant = config.variant
     config = resolve_model_defaults(config)
+    from moodops.orchestrator.fanout import precheck_gpus
+
+    precheck_gpus(config.gpus_per_fold, config.address)
     t_start = time.perf_counter()
     tracker = Tracker(config.tracking_uri, config.experiment)
     encoder = None

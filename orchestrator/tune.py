@@ -600,6 +600,9 @@ def run_tune(config: RunConfig, options: TuneOptions, reporter=None) -> TuneSumm
     reporter = reporter or Reporter()
     t_start = time.perf_counter()
     config = resolve_model_defaults(config)
+    from moodops.orchestrator.fanout import precheck_gpus
+
+    precheck_gpus(config.gpus_per_fold, config.address)
     space = load_space(options.space, config.model, config.variant, config.model_params)
     url = storage_url(options)
     storage = open_storage(url)

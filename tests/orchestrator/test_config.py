@@ -120,3 +120,39 @@ def test_features_first_releases_compute_from_raw_eeg_only_when_a_variant_needs_
     (features_only / "EEG_raw").mkdir()  # with the recordings, auto takes the full model
     with_raw = resolve_model_defaults(RunConfig(root=str(features_only), dataset="seed-v", model="mood_reader"))
     assert (with_raw.variant, with_raw.feature, with_raw.window_s) == ("full", "de", 4.0)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--subjects", "3-1"], "'subjects': 3-1: a range must go up, e.g. 1-3"),
+    (["--subjects", "0,1"], "'subjects' parameter must list subject numbers >= 1"),
+    (["--epochs", "0"], "'epochs' parameter must be an int >= 1. Got 0"),
+    (["--ratio", "1.5"], "'ratio' parameter must be a float in (0, 1)"),
+    (["--set", "val_fraction=1"], "'val_fraction' parameter must be a float in [0, 1)"),
+    (["--set", "lr=0"], "'lr' parameter must be a float > 0"),
+    (["--gpus-per-fold", "1"], "--gpus-per-fold 1 but this machine has 0 GPU(s) and no cluster was named"),
+])
+def test_settings_that_need_no_data_are_refused_before_any_work(tmp_path, args, message):
+    """Through the real command: one line, status 2, and nothing made: no features, no MLflow store, no run
+    (the GPU case on a machine whose CUDA_VISIBLE_DEVICES hides every GPU)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    cache = Path(env["MOODOPS_CACHE"])
+    work = tmp_path / "work"  # tmp_path itself holds the conftest's empty store
+    work.mkdir()
+    proc = subprocess.run([str(Path(sys.executable).with_name("moodops")), "run", "split", "--dataset", "deap",
+                           "--synthetic", "--model", "linear", *args], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("moodops: error: ") and message in lines[0], proc.stderr
+    assert list(work.iterdir()) == [] and (not cache.exists() or list(cache.iterdir()) == [])
+
+
+def test_a_descending_range_says_how_to_write_it():
+    with pytest.raises(ConfigError, match="5-2: a range must go up, e.g. 2-5"):
+        parse_int_list("1,5-2")
