@@ -16,9 +16,11 @@ here, marked unlogged, until it can be logged).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -26,8 +28,61 @@ from typing import Any
 
 import numpy as np
 
-from moodops.components.errors import DataError
+from moodops.components.errors import DataError, MoodopsError
 from moodops.components.types import FoldResult
+
+
+class RunInProgressError(MoodopsError):
+    """Another live moodops process holds this run's ledger."""
+
+
+class LedgerLock:
+    """An exclusive ``flock`` on ``<ledger>.lock`` (beside the ledger folder, which ``--fresh`` removes),
+    held for a run's life. The file names its holder (host, pid, start time); the kernel drops the lock
+    when the holder dies, so a holder that was killed leaves a name but no lock: ``stale`` is that name,
+    and taking it over is safe."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stale: dict[str, Any] | None = None
+        self._fd: int | None = None
+
+    def acquire(self) -> LedgerLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            who = (f"pid {holder.get('pid')} on {holder.get('host')}, started "
+                   f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(holder.get('started', 0)))}"
+                   if holder else "a process that has not yet written its name")
+            raise RunInProgressError(f"this run is already in progress in another moodops process ({who}; "
+                                     f"lock {self.path}): wait for it to finish (re-running then reuses its "
+                                     "folds) or stop it") from None
+        self.stale = _read_holder(fd) or None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                  "started": time.time()}).encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        os.ftruncate(self._fd, 0)  # an empty file: the last holder ended cleanly
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    try:
+        text = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+        return json.loads(text) if text else {}
+    except (OSError, ValueError):
+        return {}
 
 
 class Ledger:
@@ -38,6 +93,11 @@ class Ledger:
     @classmethod
     def for_run(cls, cache_dir: Path, config_hash: str, fingerprint: str) -> Ledger:
         return cls(cache_dir / "runs" / f"{config_hash}-{fingerprint[:12]}")
+
+    def lock(self) -> LedgerLock:
+        """Take this run's exclusive lock (:class:`LedgerLock`); raises :class:`RunInProgressError`
+        naming the live holder."""
+        return LedgerLock(self.folder.with_name(self.folder.name + ".lock")).acquire()
 
     # -- run state
     def state(self) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -260,6 +261,31 @@ def resolve_model_defaults(config: RunConfig) -> RunConfig:
     return dataclasses.replace(config, **changes)
 
 
+def _open_ledger(ledger: Ledger, lock: Any, tracker: Any, config: RunConfig, folds: list[Fold],
+                 start_parent: Callable[[], str], reporter: Reporter) -> tuple[str, dict[str, FoldResult]]:
+    """The run's parent and the folds already finished: the ledger's parent re-opened when the same run
+    did not finish (``--resume``), else a new parent and an empty ledger."""
+    previous = ledger.state()
+    parent = None
+    if previous and previous.get("status") != "FINISHED" and config.resume:
+        if lock.stale and previous.get("status") == "RUNNING":
+            reporter.status(f"the last driver of this run (pid {lock.stale.get('pid')} on {lock.stale.get('host')}) "
+                            "stopped without finishing; taking its ledger over")
+        parent = _reopen_parent(tracker, previous, reporter)
+    if parent is None:
+        ledger.clear()
+        parent = start_parent()
+        ledger.save_state({"parent_run_id": parent, "tracking_uri": tracker.uri, "status": "RUNNING",
+                           "children": {}, "logged": [], "started": time.time()})
+        reporter.status(f"MLflow parent run {parent} in experiment '{config.experiment}' ({tracker.uri})")
+        return parent, {}
+    done = {k: v for k, v in ledger.results().items() if k in {f.name for f in folds}}
+    ledger.update(status="RUNNING", resumes=int(previous.get("resumes", 0)) + 1)
+    reporter.status(f"resuming MLflow parent run {parent} ({tracker.uri}): {len(done)} of {len(folds)} fold(s) "
+                    f"already finished (kept in {ledger.folder}); --fresh starts over")
+    return parent, done
+
+
 def train_config(config: RunConfig, pretrained: bytes | None = None) -> TrainConfig:
     params = dict(config.model_params)
     if config.mask_ratio_eval is not None:  # Table 4: fine-tuning and test inputs masked alike
@@ -445,23 +471,14 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
     # Resume: the same config and data after a driver that did not finish → reuse its parent run and folds.
     cache_dir = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
     ledger = Ledger.for_run(cache_dir, config.config_hash(), features.info["fingerprint"])
-    previous = ledger.state()
-    done: dict[str, FoldResult] = {}
-    parent = None
-    if previous and previous.get("status") != "FINISHED" and config.resume:
-        parent = _reopen_parent(tracker, previous, reporter)
-    if parent is None:
-        ledger.clear()
-        parent = start_parent()
-        ledger.save_state({"parent_run_id": parent, "tracking_uri": tracker.uri, "status": "RUNNING",
-                           "children": {}, "logged": [], "started": time.time()})
-        reporter.status(f"MLflow parent run {parent} in experiment '{config.experiment}' ({tracker.uri})")
-    else:
-        done = {k: v for k, v in ledger.results().items() if k in {f.name for f in folds}}
-        ledger.update(status="RUNNING", resumes=int(previous.get("resumes", 0)) + 1)
-        reporter.status(f"resuming MLflow parent run {parent} ({tracker.uri}): {len(done)} of {len(folds)} fold(s) "
-                        f"already finished (kept in {ledger.folder}); --fresh starts over")
+    lock = ledger.lock()  # one live process per run: a second one is refused, naming the holder
+    try:
+        parent, done = _open_ledger(ledger, lock, tracker, config, folds, start_parent, reporter)
+    except BaseException:
+        lock.release()
+        raise
     state = ledger.state()
+
     children: dict[str, str] = dict(state.get("children", {}))
     logged: set[str] = set(state.get("logged", []))
     started_ray = False
@@ -600,6 +617,7 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
                               "re-run the same command to resume)") from e
         raise
     finally:
+        lock.release()
         if started_ray:
             import ray
 

@@ -72,6 +72,7 @@ def test_killed_driver_resumes_and_matches_an_uninterrupted_run(deap, tmp_path, 
                             capture_output=True, text=True, timeout=400)
     assert second.returncode == 0, second.stderr
     assert "resuming MLflow parent run" in second.stderr
+    assert f"the last driver of this run (pid {first.pid} on " in second.stderr  # its lock: a name, no holder
     resumed = json.loads(out.read_text())
     assert set(resumed["resumed_folds"]) >= ledger_folds
 
@@ -193,15 +194,23 @@ def test_tracking_server_gone_fails_loudly_and_a_rerun_logs_the_saved_folds(deap
 
 
 @pytest.mark.slow
-def test_ctrl_c_exits_130_saying_what_was_saved_and_marks_the_runs_killed(deap, tmp_path, use_shared_ray):
-    """A real SIGINT to a running `moodops run`: one line naming the saved folds and the resume, status 130,
-    the parent run KILLED (not left RUNNING), the ledger's finished folds kept for the resume."""
+def test_a_second_live_run_is_refused_and_ctrl_c_exits_130_saying_what_was_saved(deap, tmp_path, use_shared_ray):
+    """The same command started again while the first runs is refused in one line naming the first (no
+    second parent, no folds trained twice). Then a real SIGINT to the first: one line naming the saved folds
+    and the resume, status 130, the parent run KILLED (not left RUNNING), the finished folds kept."""
     from mlflow import MlflowClient
 
     proc = subprocess.Popen(run_command(deap), cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     cache = Path(os.environ["MOODOPS_CACHE"])
     deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(cache.glob("runs/*/run.json")):
+        time.sleep(0.3)
+        assert proc.poll() is None, proc.communicate()
+    twin = subprocess.run(run_command(deap), cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
+    assert twin.returncode == 2, twin.stderr
+    assert twin.stderr.strip().splitlines()[-1].startswith(
+        f"moodops: error: this run is already in progress in another moodops process (pid {proc.pid} on "), twin.stderr
     while time.monotonic() < deadline and not list(cache.glob("runs/*/folds/subject-*/result.json")):
         time.sleep(0.3)
         assert proc.poll() is None, proc.communicate()
@@ -219,6 +228,8 @@ def test_ctrl_c_exits_130_saying_what_was_saved_and_marks_the_runs_killed(deap, 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert client.get_run(ledger["parent_run_id"]).info.status == "KILLED"
     assert all(status != "RUNNING" for _, status in children(client, ledger["parent_run_id"]))
+    assert len(client.search_runs([client.get_run(ledger["parent_run_id"]).info.experiment_id],
+                                  "tags.moodops.protocol = 'loso'")) == 1  # the refused twin made no parent
 
 
 def test_usage_errors_exit_2_with_the_usage_line(tmp_path):
