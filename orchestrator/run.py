@@ -272,6 +272,17 @@ def _open_ledger(ledger: Ledger, lock: Any, tracker: Any, config: RunConfig, fol
             reporter.status(f"the last driver of this run (pid {lock.stale.get('pid')} on {lock.stale.get('host')}) "
                             "stopped without finishing; taking its ledger over")
         parent = _reopen_parent(tracker, previous, reporter)
+        if parent is None:  # the parent is in another store (or gone): keep the folds, log them here
+            done = {k: v for k, v in ledger.results().items() if k in {f.name for f in folds}}
+            parent = start_parent()
+            ledger.save_state({"parent_run_id": parent, "tracking_uri": tracker.uri, "status": "RUNNING",
+                               "children": {}, "logged": [], "started": time.time(),
+                               "previous_tracking_uri": previous.get("tracking_uri")})
+            reporter.status(f"MLflow parent run {parent} in experiment '{config.experiment}' ({tracker.uri}); "
+                            f"{len(done)} of {len(folds)} fold(s) of this run finished before (logged to "
+                            f"{previous.get('tracking_uri')}; kept in {ledger.folder}) are reused and logged "
+                            "here; --fresh starts over")
+            return parent, done
     if parent is None:
         ledger.clear()
         parent = start_parent()

@@ -231,6 +231,20 @@ def test_a_second_live_run_is_refused_and_ctrl_c_exits_130_saying_what_was_saved
     assert len(client.search_runs([client.get_run(ledger["parent_run_id"]).info.experiment_id],
                                   "tags.moodops.protocol = 'loso'")) == 1  # the refused twin made no parent
 
+    # Re-run logging to another store: the saved folds are reused (not trained again) and logged there.
+    other = tmp_path / "other"
+    other.mkdir()
+    out = tmp_path / "out.json"
+    again = subprocess.run(run_command(deap, "--tracking-uri", f"sqlite:///{other / 'mlflow.db'}", "--output-json",
+                                       str(out)), cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=400)
+    assert again.returncode == 0, again.stderr
+    assert f"{saved} of 4 fold(s) of this run finished before" in again.stderr, again.stderr
+    result = json.loads(out.read_text())
+    assert len(result["resumed_folds"]) == saved
+    client = MlflowClient(tracking_uri=f"sqlite:///{other / 'mlflow.db'}")
+    assert [f for f, s in children(client, result["parent_run_id"]) if s == "FINISHED"] == [
+        "subject-01", "subject-02", "subject-03", "subject-04"]
+
 
 def test_usage_errors_exit_2_with_the_usage_line(tmp_path):
     proc = subprocess.run([MOODOPS, "run", "loso", "--bogus"], cwd=tmp_path, env=env(), capture_output=True,
