@@ -41,6 +41,21 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+def describe_os_error(e: OSError) -> str:
+    """An OS error as its reason and path, with the free space when the disk is full."""
+    import errno
+    import shutil
+
+    where = e.filename or ""
+    text = f"{e.strerror or e} ({where})" if where else str(e.strerror or e)
+    if e.errno == errno.ENOSPC and where:
+        probe = Path(where)
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        text += f"; {shutil.disk_usage(probe).free / 2**20:.0f} MiB free on {probe}"
+    return text
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -75,11 +90,27 @@ class Tracker:
 
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         self.parent_id = run.info.run_id
-        params = [Param(k, _param_value(v)) for k, v in sorted(config.items())]
-        for start in range(0, len(params), 100):
-            self.client.log_batch(self.parent_id, params=params[start:start + 100])
-        self.client.log_dict(self.parent_id, config, "config.json")
+        try:
+            params = [Param(k, _param_value(v)) for k, v in sorted(config.items())]
+            for start in range(0, len(params), 100):
+                self.client.log_batch(self.parent_id, params=params[start:start + 100])
+            self.client.log_dict(self.parent_id, config, "config.json")
+        except BaseException as e:  # the run exists: it must not stay RUNNING
+            self.close_failed(e)
+            if isinstance(e, OSError):
+                raise ConfigError(f"artifact store {run.info.artifact_uri}: cannot write the run's config.json: "
+                                  f"{describe_os_error(e)}") from None
+            raise
         return self.parent_id
+
+    def close_failed(self, error: BaseException) -> None:
+        """End the parent run FAILED (KILLED for Ctrl-C) with the error as a tag; quietly, since the
+        store may be what failed."""
+        try:
+            self.client.set_tag(self.parent_id, "moodops.error", f"{type(error).__name__}: {error}"[:4000])
+            self.end_parent("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        except Exception:  # noqa: BLE001
+            logger.warning("could not mark MLflow run %s as failed", self.parent_id)
 
     def set_parent_tags(self, tags: dict[str, str]) -> None:
         for k, v in tags.items():

@@ -253,3 +253,25 @@ def test_usage_errors_exit_2_with_the_usage_line(tmp_path):
     assert proc.stderr.startswith("Usage: moodops run [OPTIONS]") and "No such option: --bogus" in proc.stderr
     proc = subprocess.run([MOODOPS, "frobnicate"], cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "No such command 'frobnicate'" in proc.stderr
+
+
+def test_an_artifact_store_that_cannot_be_written_fails_the_parent_run_in_one_line(tmp_path):
+    """The parent run exists before its first artifact is written: when that write fails (here ./mlartifacts
+    is a file, which stops root too), the run ends FAILED with the error, and the line names the store."""
+    from mlflow import MlflowClient
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "mlartifacts").write_text("not a folder")
+    proc = subprocess.run([MOODOPS, "run", "loso", "--dataset", "deap", "--synthetic", "--model", "linear",
+                           "--epochs", "2", "--set", "synthetic_subjects=2", "--set", "synthetic_trials=4",
+                           "--set", "synthetic_seconds=10"], cwd=work, env=env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"moodops: error: artifact store file://{work}/mlartifacts/") and (
+        "cannot write the run's config.json: Not a directory" in last), proc.stderr
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("moodops").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert "NotADirectoryError" in runs[0].data.tags["moodops.error"]
