@@ -10,7 +10,8 @@ SEED-IV eye features (deep models near chance, a logistic regression at
 
     moodops run per-subject --dataset seed-iv --synthetic --model M --variant V --subjects S
 
-with its defaults (stratified validation, min_epochs), and is set beside a
+with its defaults (stratified validation and min_epochs; MV-SSTMA: no
+validation part, the last of its fixed epochs, as its paper trains), and is set beside a
 scikit-learn logistic regression on single 4-s windows of the same trials
 (first 16 trials of each session train, last 8 test; NaN imputed with the
 training mean and z-scoring fit on the training trials; no tuning), averaged
