@@ -448,7 +448,9 @@ def main() -> None:
     from typer._click.exceptions import ClickException
 
     from moodops.components.errors import Interrupted, MoodopsError
+    from moodops.orchestrator import interrupts
 
+    interrupts.install()
     try:
         # standalone_mode=False: typer raises usage errors (shown below) and *returns* the exit code of
         # typer.Exit and of Ctrl-C (130: it turns KeyboardInterrupt into Exit(130)).

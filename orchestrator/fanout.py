@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moodops.components.errors import ConfigError, MoodopsError
+from moodops.orchestrator import interrupts
 from moodops.components.types import FeatureSet, Fold, FoldResult
 from moodops.pipelines.train import TrainConfig
 
@@ -178,6 +179,7 @@ def run_folds(
     last_report = 0.0
     try:
         while pending:
+            interrupts.check()  # a Ctrl-C Python had to drop inside a finaliser
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             for ref in ready:
                 fold = pending.pop(ref)

@@ -55,6 +55,7 @@ import numpy as np
 
 from moodops.components.errors import ConfigError, MoodopsError, invalid_choice
 from moodops.components.types import FeatureSet, Fold, FoldResult
+from moodops.orchestrator import interrupts
 from moodops.orchestrator.config import RunConfig
 from moodops.pipelines.train import TrainConfig
 
@@ -349,6 +350,7 @@ def run_study(name: str, storage, features: FeatureSet, inner_folds: list[Fold],
             if not running:
                 break
             all_refs = [r for t in running.values() for r in t.refs]
+            interrupts.check()
             ready, _ = ray.wait(all_refs, num_returns=1, timeout=0.5)
             for report in ray.get(control.drain.remote()):
                 number, fold, epoch, value = report
