@@ -166,17 +166,26 @@ def _make_study(name: str, storage, options: TuneOptions, max_epochs: int):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
-    sampler = optuna.samplers.TPESampler(seed=options.seed, multivariate=True, group=True,
-                                         constant_liar=options.parallel > 1, n_startup_trials=min(10, max(
-                                             2, options.trials // 3)))
+    def sampler(told: int):
+        # Seeded from the seed *and* the trials the study already holds: a resumed study's sampler does
+        # not restart the sequence it drew from (with seed alone its first draws repeat trial 0's
+        # parameters).
+        return optuna.samplers.TPESampler(seed=options.seed + told, multivariate=True, group=True,
+                                          constant_liar=options.parallel > 1,
+                                          n_startup_trials=min(10, max(2, options.trials // 3)))
+
     if options.pruner == "median":
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
     elif options.pruner == "hyperband":
         pruner = optuna.pruners.HyperbandPruner(min_resource=2, max_resource=max(max_epochs, 3), reduction_factor=3)
     else:
         pruner = optuna.pruners.NopPruner()
-    return optuna.create_study(study_name=name, storage=storage, direction="maximize", sampler=sampler,
-                               pruner=pruner, load_if_exists=True)
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", sampler=sampler(0),
+                                pruner=pruner, load_if_exists=True)
+    told = len(study.get_trials(deepcopy=False))
+    if told:
+        study.sampler = sampler(told)
+    return study
 
 
 def _heartbeat(study) -> None:

@@ -218,6 +218,8 @@ def test_killed_study_resumes_to_n_trials_without_duplicates(deap, tmp_path, use
     assert len(by_state[TrialState.COMPLETE]) + len(by_state[TrialState.PRUNED]) == 4
     assert [t.number for t in by_state[TrialState.FAIL]] == interrupted
     assert not by_state[TrialState.RUNNING]
+    finished_params = [tuple(sorted(t.params.items())) for t in by_state[TrialState.COMPLETE] + by_state[TrialState.PRUNED]]
+    assert len(set(finished_params)) == len(finished_params)  # the resumed sampler drew new parameters
     finished_params = [json.dumps(t.params, sort_keys=True) for t in by_state[TrialState.COMPLETE]]
     assert len(set(finished_params)) == len(finished_params)  # no trial ran twice
     retried = [t for t in by_state[TrialState.COMPLETE] if "moodops_retry_of" in t.user_attrs]
@@ -253,3 +255,19 @@ def test_exported_parameters_feed_run_params_under_flags(tmp_path):
     assert config.model_params == {"heads": 2, "dim": 16}
     flagged = resolve_config({"dataset": "deap", "synthetic": True, "lr": 0.1}, None, environ={}, params_path=best)
     assert flagged.lr == 0.1  # a flag still wins over tuned parameters
+
+
+def test_a_resumed_study_does_not_draw_its_first_trials_parameters_again(tmp_path):
+    """Reopened from its journal, the study's sampler is seeded past the trials it holds: with the seed
+    alone, the first random draw after a resume was trial 0's parameters exactly."""
+    from moodops.orchestrator.tune import TuneOptions, _make_study, open_storage
+
+    storage = open_storage(str(tmp_path / "journal.log"))
+    options = TuneOptions(trials=6, pruner="none")  # 2 random start-up trials
+    first = _make_study("s", storage, options, 10)
+    trial = first.ask()
+    x = trial.suggest_float("lr", 1e-6, 1e-1, log=True)
+    first.tell(trial, 0.5)
+    resumed = _make_study("s", open_storage(str(tmp_path / "journal.log")), options, 10)
+    again = resumed.ask().suggest_float("lr", 1e-6, 1e-1, log=True)
+    assert again != x
