@@ -8,6 +8,7 @@ result arrives. Workers never need to reach the tracking store.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import subprocess
@@ -41,6 +42,30 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+@contextlib.contextmanager
+def _sqlite_store_lock(uri: str):
+    """An exclusive ``flock`` on ``<db>.lock`` while a process opens a local SQLite store: MLflow creates
+    and migrates the schema on first use, and two processes doing that at once on a fresh file fail with
+    "duplicate column name". Other stores (servers, databases) need none."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    db = Path(uri[len("sqlite:///"):])
+    try:
+        lock = open(db.with_name(db.name + ".lock"), "a")
+    except OSError:  # no folder, or not writable: MLflow's own error says so
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def describe_os_error(e: OSError) -> str:
     """An OS error as its reason and path, with the free space when the disk is full."""
     import errno
@@ -70,14 +95,15 @@ class Tracker:
         self.uri = tracking_uri or default_tracking_uri(workdir)
         if not self.uri.startswith(("sqlite:", "http:", "https:", "file:", "postgresql", "mysql", "databricks")):
             raise ConfigError(f"--tracking-uri '{self.uri}' is not a URI MLflow understands (e.g. http://host:5000)")
-        self.client = MlflowClient(tracking_uri=self.uri)
         try:
-            exp = self.client.get_experiment_by_name(experiment)
-            if exp is None:
-                location = (workdir / DEFAULT_ARTIFACTS).as_uri() if tracking_uri is None else None
-                self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
-            else:
-                self.experiment_id = exp.experiment_id
+            with _sqlite_store_lock(self.uri):  # schema creation and the experiment: one process at a time
+                self.client = MlflowClient(tracking_uri=self.uri)
+                exp = self.client.get_experiment_by_name(experiment)
+                if exp is None:
+                    location = (workdir / DEFAULT_ARTIFACTS).as_uri() if tracking_uri is None else None
+                    self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+                else:
+                    self.experiment_id = exp.experiment_id
         except Exception as e:  # noqa: BLE001 - any failure to reach the store is one clear line
             if isinstance(e, ConfigError):
                 raise

@@ -275,3 +275,18 @@ def test_an_artifact_store_that_cannot_be_written_fails_the_parent_run_in_one_li
     runs = client.search_runs([client.get_experiment_by_name("moodops").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
     assert "NotADirectoryError" in runs[0].data.tags["moodops.error"]
+
+
+def test_processes_opening_a_fresh_sqlite_store_together_all_get_it(tmp_path):
+    """MLflow creates and migrates a SQLite store's schema on first use; four processes doing it at once
+    on a fresh file failed ('table experiments already exists', 'duplicate column name') until the
+    store is opened under a lock."""
+    db = tmp_path / "fresh" / "mlflow.db"
+    db.parent.mkdir()
+    code = ("from moodops.orchestrator.tracking import Tracker; "
+            f"print('experiment', Tracker('sqlite:///{db}', 'moodops').experiment_id)")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [err[-500:] for _, err in outs]
+    assert {out.strip().splitlines()[-1] for out, _ in outs} == {"experiment 1"}
