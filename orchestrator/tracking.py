@@ -42,6 +42,24 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+def _probe_server(uri: str, timeout_s: float = 5.0) -> None:
+    """One request to the server's ``/health`` before a run starts: a server that refuses the connection,
+    or a host that does not resolve, is a one-line error within seconds. Any HTTP answer (even 401 or 404
+    from a proxy) means someone is there; MLflow's own retries then cover outages during the run."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            return
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise ConfigError(f"tracking server {uri} cannot be reached: {reason} (is `mlflow server` running "
+                          "there? --tracking-uri names the server)") from None
+
+
 @contextlib.contextmanager
 def _sqlite_store_lock(uri: str):
     """An exclusive ``flock`` on ``<db>.lock`` while a process opens a local SQLite store: MLflow creates
@@ -95,6 +113,8 @@ class Tracker:
         self.uri = tracking_uri or default_tracking_uri(workdir)
         if not self.uri.startswith(("sqlite:", "http:", "https:", "file:", "postgresql", "mysql", "databricks")):
             raise ConfigError(f"--tracking-uri '{self.uri}' is not a URI MLflow understands (e.g. http://host:5000)")
+        if self.uri.startswith(("http:", "https:")):
+            _probe_server(self.uri)  # a refused connection fails now, not after MLflow's minutes of retries
         try:
             with _sqlite_store_lock(self.uri):  # schema creation and the experiment: one process at a time
                 self.client = MlflowClient(tracking_uri=self.uri)

@@ -290,3 +290,18 @@ def test_processes_opening_a_fresh_sqlite_store_together_all_get_it(tmp_path):
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], [err[-500:] for _, err in outs]
     assert {out.strip().splitlines()[-1] for out, _ in outs} == {"experiment 1"}
+
+
+def test_a_tracking_server_that_refuses_connections_is_one_line_before_any_work(tmp_path):
+    """Nothing listens on the port: the run stops at its first step (no synthetic data, no features), instead
+    of after MLflow's minutes of HTTP retries."""
+    work = tmp_path / "work"
+    work.mkdir()
+    uri = f"http://127.0.0.1:{free_port()}"
+    proc = subprocess.run([MOODOPS, "run", "split", "--dataset", "deap", "--synthetic", "--model", "linear",
+                           "--tracking-uri", uri], cwd=work, env=env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"moodops: error: tracking server {uri} cannot be reached: [Errno 111] Connection refused "
+                     "(is `mlflow server` running there? --tracking-uri names the server)"], proc.stderr
+    assert not list(Path(os.environ["MOODOPS_CACHE"]).glob("synthetic/*"))
