@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -91,6 +92,48 @@ SYNTHETIC_SEED_V_TIME_SCALE = 0.25
 SYNTHETIC_SEED_IV_RAW_SECONDS = 64.0
 
 
+#: In a synthetic dataset being generated: who generates it (host, pid), so a leftover can be told from work.
+OWNER_FILE = ".owner.json"
+
+
+def sweep_leftovers(folder: Path, legacy_age_s: float = 86400.0) -> list[tuple[Path, str]]:
+    """Remove the temporary folders of generations whose process is gone (killed mid-way): those whose
+    owner file names a pid of this host that no longer runs, and owner-less ones older than a day.
+    Returns (folder, why) for each removed."""
+    removed = []
+    host = socket.gethostname()
+    for tmp in folder.glob(".*"):
+        if not tmp.is_dir():
+            continue
+        try:
+            owner = json.loads((tmp / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            owner = None
+        if owner is None:
+            if time.time() - tmp.stat().st_mtime < legacy_age_s:
+                continue
+            why = "no owner, older than a day"
+        elif owner.get("host") != host or _alive(int(owner.get("pid", 0))):
+            continue
+        else:
+            why = f"its generator, pid {owner.get('pid')}, is gone"
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append((tmp, why))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
 def ensure_synthetic(cache_dir: Path, config: RunConfig, reporter: Reporter, with_face: bool = False,
                      with_raw: bool = False) -> Path:
     """The synthetic dataset for ``--synthetic``: generated once into the cache dir, atomically.
@@ -108,7 +151,10 @@ def ensure_synthetic(cache_dir: Path, config: RunConfig, reporter: Reporter, wit
     if (final / ".complete").is_file():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
+    for leftover, owner in sweep_leftovers(final.parent):
+        reporter.status(f"removed {leftover} ({owner}): an interrupted generation's leftover")
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=final.parent))
+    (tmp / OWNER_FILE).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
     reporter.status(f"generating synthetic {config.dataset} ({subjects} subjects"
                     f"{f' × {trials} trials' if trials else ''}, {seconds:g}-s trials"
                     f"{', with face features' if with_face else ''}{', with raw EEG' if with_raw else ''}) into {final}")
@@ -117,6 +163,7 @@ def ensure_synthetic(cache_dir: Path, config: RunConfig, reporter: Reporter, wit
                    progress=lambda done, total: reporter.transient(f"synthetic {config.dataset}: subject {done}/{total}"),
                    trials=trials, seconds=seconds, with_face=with_face, with_raw=with_raw,
                    raw_time_scale=SYNTHETIC_SEED_V_TIME_SCALE if config.dataset == "seed-v" else 1.0)
+        (tmp / OWNER_FILE).unlink()
         (tmp / ".complete").write_text("ok\n")
         if final.exists():  # an incomplete leftover from an interrupted build
             shutil.rmtree(final)
