@@ -188,8 +188,47 @@ def _make_study(name: str, storage, options: TuneOptions, max_epochs: int):
     return study
 
 
-def _heartbeat(study) -> None:
-    study.set_user_attr(HEARTBEAT_KEY, {"time": time.time(), "host": socket.gethostname(), "pid": os.getpid()})
+def _heartbeat(study, runs: list[str] | None = None) -> None:
+    """The driver's mark on the study: when, who, and (``runs``) the MLflow runs it has open for it."""
+    beat = {"time": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
+    runs = runs if runs is not None else (study.user_attrs.get(HEARTBEAT_KEY) or {}).get("runs")
+    if runs:
+        beat["runs"] = runs
+    study.set_user_attr(HEARTBEAT_KEY, beat)
+
+
+def _driver_gone(beat: dict[str, Any], grace_s: float) -> bool:
+    """Whether the driver that left ``beat`` has stopped: a pid of this host that no longer runs, or a
+    heartbeat older than ``grace_s`` (the rule :func:`recover_stale_trials` uses)."""
+    if not beat:
+        return False
+    if beat.get("host") == socket.gethostname():
+        return not _alive(int(beat.get("pid", 0)))
+    return time.time() - float(beat.get("time", 0)) >= grace_s
+
+
+def close_abandoned_runs(client, run_ids: list[str], keep: set[str]) -> list[str]:
+    """End KILLED the runs a stopped driver left RUNNING: each of ``run_ids`` (but ``keep``) and its
+    RUNNING descendants (outer folds, trials). Returns the ids it closed."""
+    closed = []
+
+    def close(run_id: str, depth: int) -> None:
+        try:
+            run = client.get_run(run_id)
+        except Exception:  # noqa: BLE001 - deleted: nothing to close
+            return
+        if depth < 2:
+            for child in client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'"):
+                close(child.info.run_id, depth + 1)
+        if run.info.status == "RUNNING":
+            client.set_tag(run_id, "moodops.error", "driver stopped before this run ended; closed by a resume")
+            client.set_terminated(run_id, "KILLED")
+            closed.append(run_id)
+
+    for run_id in run_ids:
+        if run_id not in keep:
+            close(run_id, 0)
+    return closed
 
 
 def recover_stale_trials(study, storage, grace_s: float) -> list[int]:
@@ -318,11 +357,18 @@ def run_study(name: str, storage, features: FeatureSet, inner_folds: list[Fold],
 
     max_epochs = max([int(p.high) for p in space.params if p.name == "epochs"] + [config.epochs])
     study = _make_study(name, storage, options, max_epochs)
+    beat = study.user_attrs.get(HEARTBEAT_KEY) or {}
     retried = recover_stale_trials(study, storage, options.grace_s)
     if retried:
         reporter.status(f"study {name}: trial(s) {', '.join(map(str, retried))} were left running by a stopped "
                         f"driver: marked FAILED, their parameters queued again")
-    _heartbeat(study)
+    mine = [r for r in (tracker.parent_id, parent_run_id) if r]
+    if beat.get("runs") and _driver_gone(beat, options.grace_s):
+        closed = close_abandoned_runs(tracker.client, beat["runs"], set(mine))
+        if closed:
+            reporter.status(f"study {name}: closed {len(closed)} MLflow run(s) the stopped driver (pid "
+                            f"{beat.get('pid')}) left RUNNING, as KILLED")
+    _heartbeat(study, mine)
     finished = lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))  # noqa: E731
     if finished() >= options.trials:
         reporter.status(f"study {name}: already has {finished()} finished trial(s) (asked for {options.trials})")

@@ -220,6 +220,15 @@ def test_killed_study_resumes_to_n_trials_without_duplicates(deap, tmp_path, use
     assert not by_state[TrialState.RUNNING]
     finished_params = [tuple(sorted(t.params.items())) for t in by_state[TrialState.COMPLETE] + by_state[TrialState.PRUNED]]
     assert len(set(finished_params)) == len(finished_params)  # the resumed sampler drew new parameters
+    # The killed driver's MLflow runs (its parent and the trial it was running) were closed by the resume.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
+    killed = [r for r in runs if r.info.status == "KILLED"]
+    assert {r.data.tags.get("moodops.kind", "parent") for r in killed} >= {"trial"} and len(killed) >= 2
+    assert "closed" in done.stderr and "left RUNNING, as KILLED" in done.stderr
     finished_params = [json.dumps(t.params, sort_keys=True) for t in by_state[TrialState.COMPLETE]]
     assert len(set(finished_params)) == len(finished_params)  # no trial ran twice
     retried = [t for t in by_state[TrialState.COMPLETE] if "moodops_retry_of" in t.user_attrs]
