@@ -378,3 +378,23 @@ def test_labels_that_are_not_numbers(deap_root):
     path.write_bytes(pickle.dumps({"data": raw["data"], "labels": raw["labels"].astype(str)}, protocol=2))
     with pytest.raises(DataError, match=r"s02\.dat: 'labels' has dtype <U\d+, expected numbers"):
         Deap(deap_root).load_subject(2)
+
+
+def test_subject_files_that_cannot_be_read_are_named_not_skipped_quietly(tmp_path, caplog):
+    import logging
+    import os
+
+    from moodops.components.datasets import Deap
+    from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
+
+    write_synthetic_deap(tmp_path, 2, 2, 4.0, 0, 1.0)
+    folder = tmp_path / "data_preprocessed_python"
+    os.symlink(folder / "s03.dat", folder / "s03.dat")  # a link to itself
+    os.symlink(folder / "gone.dat", folder / "s04.dat")
+    (folder / "s05.dat").mkdir()
+    with caplog.at_level(logging.WARNING):
+        assert sorted(Deap(tmp_path).available_subjects()) == [1, 2]
+    text = caplog.text
+    assert f"{folder / 's03.dat'}: skipped, a symbolic link that loops" in text
+    assert f"{folder / 's04.dat'}: skipped, a broken symbolic link (to {folder / 'gone.dat'})" in text
+    assert f"{folder / 's05.dat'}: skipped, a directory, not a file" in text

@@ -46,6 +46,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar
@@ -368,6 +369,8 @@ class Deap(Dataset):
                 m = _FILE_RE.match(p.name)
                 if m and p.is_file():
                     found[int(m.group(1))] = p
+                elif m:  # named like a subject file but unreadable as one: say so rather than skip quietly
+                    logger.warning("%s: skipped, %s", p, _not_a_file(p))
             if not found:
                 raise DataError(
                     f"{self.data_dir}: no DEAP subject files (sXX.dat) found; expected "
@@ -483,3 +486,17 @@ class Deap(Dataset):
                 row["missing"]["face"] = missing_counts(self.face_windows(s, data.shape[0], n_stim))
             rows.append(row)
         return rows
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a path that looks like a data file cannot be read as one."""
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:
+            return "a symbolic link that loops"
+        except OSError:
+            return f"a broken symbolic link (to {os.readlink(path)})"
+    if path.is_dir():
+        return "a directory, not a file"
+    return "not a regular file"
