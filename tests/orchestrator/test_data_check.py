@@ -98,3 +98,27 @@ def test_cli_infinite_eye_value_is_one_line_error(seed_iv_nan, tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
         f"moodops: error: {path}: 'eye_5' holds 1 infinite value(s), first inf at index (0, 1)"]
+
+
+def test_a_synthetic_dataset_killed_while_written_fails_the_check_in_one_line(tmp_path):
+    """`moodops data synth` killed after its first subject file: the files written so far are valid, but
+    the manifest (written whole only after the last file) says the dataset is incomplete."""
+    import signal
+    import time
+
+    out = tmp_path / "deap"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([MOODOPS, "data", "synth", "deap", "--out", str(out), "--subjects", "32"], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "data_preprocessed_python" / "s02.dat").exists():
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    written = len(list((out / "data_preprocessed_python").glob("s*.dat")))
+    assert 1 <= written < 32
+    checked = moodops("data", "check", "deap", "--root", str(out), cwd=tmp_path)
+    assert checked.returncode == 2
+    assert checked.stderr.strip().splitlines() == [
+        f"moodops: error: {out / 'moodops-synthetic.json'}: this synthetic deap was cut short while it was "
+        "written (32 subjects were asked for); write it again with moodops data synth"]
