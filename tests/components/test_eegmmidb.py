@@ -305,7 +305,7 @@ def moodops(*args: str) -> subprocess.CompletedProcess:
 def test_cli_data_synth_and_check_eegmmidb(tmp_path):
     proc = moodops("data", "synth", "eegmmidb", "--out", str(tmp_path), "--subjects", "2", "--seconds", "4")
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["S901", "S902"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["S901", "S902", "moodops-synthetic.json"]
     proc = moodops("data", "check", "eegmmidb", "--root", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert [line.split() for line in proc.stdout.splitlines()[:3]] == [
