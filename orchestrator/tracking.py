@@ -55,7 +55,11 @@ def _probe_server(uri: str, timeout_s: float = 5.0) -> None:
     except urllib.error.HTTPError:
         return
     except (urllib.error.URLError, OSError) as e:
+        import ssl
+
         reason = getattr(e, "reason", e)
+        if isinstance(reason, ssl.SSLError):  # a server is there; MLflow's own TLS settings decide the rest
+            return
         raise ConfigError(f"tracking server {uri} cannot be reached: {reason} (is `mlflow server` running "
                           "there? --tracking-uri names the server)") from None
 
