@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from moodops.components.datasets import DATASETS
-from moodops.components.errors import ConfigError, Interrupted, MoodopsError
+from moodops.components.errors import ConfigError, DataError, Interrupted, MoodopsError
 from moodops.components.features import FeatureConfig, build_features, dataset_fingerprint, make_sequences
 from moodops.components.models import MODELS
 from moodops.components.protocols import (PROTOCOLS, CrossSession, PerSubject, TrainTestSplit, leakage_fraction,
@@ -27,6 +27,7 @@ from moodops.orchestrator.attention import mean_attention, save_attention
 from moodops.orchestrator.config import MODEL_DEFAULTS, RunConfig, default_cache_dir, model_default
 from moodops.orchestrator.fanout import Progress
 from moodops.orchestrator.ledger import Ledger
+from moodops.orchestrator.tracking import describe_os_error, local_storage_error
 from moodops.pipelines.train import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -564,6 +565,11 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
         except Exception as e:  # noqa: BLE001 - any tracking failure: keep the result, log it later
             if isinstance(e, KeyboardInterrupt):
                 raise
+            local = local_storage_error(e)
+            if local is not None:  # a full or broken local disk is no outage to wait out
+                raise DataError(f"fold {result.fold}: MLflow's artifacts cannot be written on this machine: "
+                                f"{describe_os_error(local)}; the fold results are kept in {ledger.folder}, and "
+                                "re-running the command logs them without training again") from None
             logger.warning("fold %s: tracking store unavailable (%s); result kept in %s", result.fold,
                            str(e).splitlines()[0] if str(e) else type(e).__name__, ledger.folder)
             return False
@@ -669,6 +675,11 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
         except Exception:  # noqa: BLE001 - the tracking store may be the problem; the ledger keeps results
             logger.warning("could not mark the MLflow runs %s; finished folds are kept in %s", status, ledger.folder)
         ledger.update(status=status, children=children, logged=sorted(logged))
+        local = None if isinstance(e, MoodopsError) else local_storage_error(e)
+        if local is not None:
+            raise DataError(f"MLflow's artifacts cannot be written on this machine: {describe_os_error(local)}; "
+                            f"the fold results are kept in {ledger.folder}, and re-running the command logs "
+                            "them without training again") from None
         if isinstance(e, KeyboardInterrupt):
             saved = sum(1 for _ in ledger.folds_dir.glob("*/result.json"))
             raise Interrupted(f"interrupted ({saved} of {len(folds)} fold(s) saved in {ledger.folder}; "

@@ -88,18 +88,34 @@ def _sqlite_store_lock(uri: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+#: OS errors that come from a local file system (a full disk, a read-only or broken folder), never from a
+#: tracking server being away: retrying them for minutes cannot help.
+LOCAL_ERRNOS = frozenset({"ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "ENOTDIR", "EISDIR"})
+
+
+def local_storage_error(e: BaseException) -> OSError | None:
+    """``e`` (or its cause) when it is an OS error of the local file system (:data:`LOCAL_ERRNOS`)."""
+    import errno
+
+    while e is not None:
+        if isinstance(e, OSError) and e.errno is not None and errno.errorcode.get(e.errno) in LOCAL_ERRNOS:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def describe_os_error(e: OSError) -> str:
     """An OS error as its reason and path, with the free space when the disk is full."""
     import errno
     import shutil
 
-    where = e.filename or ""
+    where = str(e.filename2 or e.filename or "")  # a copy's error names its source, then its destination
     text = f"{e.strerror or e} ({where})" if where else str(e.strerror or e)
     if e.errno == errno.ENOSPC and where:
         probe = Path(where)
-        while not probe.exists() and probe != probe.parent:
+        while (not probe.exists() or probe.is_file()) and probe != probe.parent:
             probe = probe.parent
-        text += f"; {shutil.disk_usage(probe).free / 2**20:.0f} MiB free on {probe}"
+        text += f"; {shutil.disk_usage(probe).free / 2**20:.1f} MiB free in {probe}"
     return text
 
 

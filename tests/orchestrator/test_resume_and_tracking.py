@@ -305,3 +305,33 @@ def test_a_tracking_server_that_refuses_connections_is_one_line_before_any_work(
     assert lines == [f"moodops: error: tracking server {uri} cannot be reached: [Errno 111] Connection refused "
                      "(is `mlflow server` running there? --tracking-uri names the server)"], proc.stderr
     assert not list(Path(os.environ["MOODOPS_CACHE"]).glob("synthetic/*"))
+
+
+def test_a_full_local_artifact_disk_is_a_local_error_with_path_and_free_space(tmp_path, use_shared_ray):
+    """./mlartifacts on a real 48 KiB tmpfs: the run fails at once (no minutes of retries meant for a
+    server outage) with the path and the free space, the parent run FAILED, the folds kept in the ledger."""
+    from mlflow import MlflowClient
+
+    work = tmp_path / "work"
+    (work / "mlartifacts").mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(work / "mlartifacts")],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here to fill a disk: {mounted.stderr.strip()}")
+    try:
+        proc = subprocess.run([MOODOPS, "run", "loso", "--dataset", "deap", "--synthetic", "--model", "linear",
+                               "--epochs", "2", "--set", "synthetic_subjects=2", "--set", "synthetic_trials=4",
+                               "--set", "synthetic_seconds=10", "--set", "tracking_retry_s=300"], cwd=work, env=env(),
+                              capture_output=True, text=True, timeout=240)
+    finally:
+        subprocess.run(["umount", str(work / "mlartifacts")], capture_output=True)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("moodops: error: MLflow's artifacts cannot be written on this machine: No space left "
+                           f"on device ({work / 'mlartifacts'}/"), last
+    assert " MiB free in " in last, last
+    assert "re-running the command logs them without training again" in last
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("moodops").experiment_id])
+    assert "RUNNING" not in {r.info.status for r in runs} and "FAILED" in {r.info.status for r in runs}
+    assert len(list(Path(os.environ["MOODOPS_CACHE"]).glob("runs/*/folds/*/result.json"))) == 2
