@@ -166,7 +166,6 @@ def run_folds(
     ``task`` is the function each Ray task runs (fault-injection tests wrap it).
     """
     import ray
-    from ray.exceptions import GetTimeoutError, RayError, RayTaskError, TaskCancelledError
 
     features_ref = ray.put(features)
     threads = max(1, int(math.floor(cpus_per_fold)))
@@ -176,28 +175,9 @@ def run_folds(
     pending = {remote.remote(config, fold, features_ref, threads): fold for fold in folds}
     results: list[FoldResult] = []
     start = time.monotonic()
-    last_report = 0.0
     try:
-        while pending:
-            interrupts.check()  # a Ctrl-C Python had to drop inside a finaliser
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-            for ref in ready:
-                fold = pending.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except RayTaskError as e:
-                    cause = e.cause if getattr(e, "cause", None) is not None else str(e)
-                    raise FoldFailedError(fold.name, cause) from None
-                except (TaskCancelledError, GetTimeoutError) as e:
-                    raise FoldFailedError(fold.name, e) from None
-                except RayError as e:  # worker or node died after all retries
-                    raise FoldFailedError(fold.name, f"{type(e).__name__}: {e}") from None
-                results.append(result)
-                on_result(fold, result)
-            now = time.monotonic()
-            if on_progress is not None and (ready or now - last_report >= 1.0):
-                last_report = now
-                on_progress(_progress(results, len(folds), len(pending), now - start))
+        with interrupts.deferred():
+            _wait_for_folds(pending, results, folds, on_result, on_progress, start)
     except BaseException as e:
         reason = f"abandoned: {e}" if not isinstance(e, KeyboardInterrupt) else "interrupted"
         for ref, fold in pending.items():
@@ -206,6 +186,35 @@ def run_folds(
                 on_abandon(fold, reason)
         raise
     return results
+
+
+def _wait_for_folds(pending: dict, results: list[FoldResult], folds: list[Fold], on_result, on_progress,
+                    start: float) -> None:
+    """Collect fold results as they finish (``on_result`` each, progress each second)."""
+    import ray
+    from ray.exceptions import GetTimeoutError, RayError, RayTaskError, TaskCancelledError
+
+    last_report = 0.0
+    while pending:
+        interrupts.check()  # Ctrl-C, raised here rather than inside a tracking-store write
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+        for ref in ready:
+            fold = pending.pop(ref)
+            try:
+                result = ray.get(ref)
+            except RayTaskError as e:
+                cause = e.cause if getattr(e, "cause", None) is not None else str(e)
+                raise FoldFailedError(fold.name, cause) from None
+            except (TaskCancelledError, GetTimeoutError) as e:
+                raise FoldFailedError(fold.name, e) from None
+            except RayError as e:  # worker or node died after all retries
+                raise FoldFailedError(fold.name, f"{type(e).__name__}: {e}") from None
+            results.append(result)
+            on_result(fold, result)
+        now = time.monotonic()
+        if on_progress is not None and (ready or now - last_report >= 1.0):
+            last_report = now
+            on_progress(_progress(results, len(folds), len(pending), now - start))
 
 
 def _progress(results: list[FoldResult], total: int, running: int, elapsed: float) -> Progress:

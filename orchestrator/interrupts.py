@@ -11,16 +11,35 @@ waits (the fold and trial loops), raises it there, where it is handled.
 """
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 
 _requested = False
+_deferring = 0
 
 
 def _on_sigint(signum, frame) -> None:
     global _requested
+    first = not _requested
     _requested = True
+    if _deferring and first:
+        return  # inside deferred(): check() raises it at the loop's next turn; a second Ctrl-C raises now
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def deferred():
+    """A section (the fold and trial loops, whose callbacks write to the tracking store) where Ctrl-C is
+    raised only by :func:`check`, not in the middle of a store transaction: an interrupted SQLite write
+    leaves the store locked for the rest of the process, and the runs could not be marked KILLED."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    check()
 
 
 def _quiet_interrupts(previous):

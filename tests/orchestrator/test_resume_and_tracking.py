@@ -92,6 +92,17 @@ def test_killed_driver_resumes_and_matches_an_uninterrupted_run(deap, tmp_path, 
     assert fresh_result["aggregate"] == resumed["aggregate"]  # same seed: the same numbers
 
 
+def folds_started() -> bool:
+    """The run's child runs exist (the ledger names them): its folds are being submitted."""
+    for path in Path(os.environ["MOODOPS_CACHE"]).glob("runs/*/run.json"):
+        try:
+            if json.loads(path.read_text()).get("children"):
+                return True
+        except ValueError:  # being replaced
+            continue
+    return False
+
+
 class MlflowServer:
     """A real `mlflow server` (SQLite backend, local artifact store) on loopback, restartable."""
 
@@ -169,10 +180,10 @@ def test_tracking_server_gone_fails_loudly_and_a_rerun_logs_the_saved_folds(deap
         proc = subprocess.Popen(command, cwd=tmp_path, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any(Path(os.environ["MOODOPS_CACHE"]).glob("runs/*/run.json")):
+        while time.monotonic() < deadline and not folds_started():
             time.sleep(0.3)
         time.sleep(1)
-        server.stop()  # and it stays away
+        server.stop()  # and it stays away (the folds are under way: their results have to wait)
         stdout, stderr = proc.communicate(timeout=400)
         assert proc.returncode != 0
         last = stderr.strip().splitlines()[-1]
