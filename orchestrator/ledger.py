@@ -32,6 +32,19 @@ from moodops.components.errors import DataError, MoodopsError
 from moodops.components.types import FoldResult
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host with that pid runs (someone else's counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class RunInProgressError(MoodopsError):
     """Another live moodops process holds this run's ledger."""
 

@@ -26,7 +26,7 @@ from moodops.components.types import FeatureSet, Fold, FoldResult
 from moodops.orchestrator.attention import mean_attention, save_attention
 from moodops.orchestrator.config import MODEL_DEFAULTS, RunConfig, default_cache_dir, model_default
 from moodops.orchestrator.fanout import Progress
-from moodops.orchestrator.ledger import Ledger
+from moodops.orchestrator.ledger import Ledger, pid_alive
 from moodops.orchestrator.tracking import describe_os_error, local_storage_error
 from moodops.pipelines.train import TrainConfig
 
@@ -114,25 +114,13 @@ def sweep_leftovers(folder: Path, legacy_age_s: float = 86400.0) -> list[tuple[P
             if time.time() - tmp.stat().st_mtime < legacy_age_s:
                 continue
             why = "no owner, older than a day"
-        elif owner.get("host") != host or _alive(int(owner.get("pid", 0))):
+        elif owner.get("host") != host or pid_alive(int(owner.get("pid", 0))):
             continue
         else:
             why = f"its generator, pid {owner.get('pid')}, is gone"
         shutil.rmtree(tmp, ignore_errors=True)
         removed.append((tmp, why))
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 def ensure_synthetic(cache_dir: Path, config: RunConfig, reporter: Reporter, with_face: bool = False,

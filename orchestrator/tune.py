@@ -56,6 +56,7 @@ import numpy as np
 from moodops.components.errors import ConfigError, MoodopsError, invalid_choice
 from moodops.components.types import FeatureSet, Fold, FoldResult
 from moodops.orchestrator import interrupts
+from moodops.orchestrator.ledger import pid_alive
 from moodops.orchestrator.config import RunConfig
 from moodops.pipelines.train import TrainConfig
 
@@ -203,7 +204,7 @@ def _driver_gone(beat: dict[str, Any], grace_s: float) -> bool:
     if not beat:
         return False
     if beat.get("host") == socket.gethostname():
-        return not _alive(int(beat.get("pid", 0)))
+        return not pid_alive(int(beat.get("pid", 0)))
     return time.time() - float(beat.get("time", 0)) >= grace_s
 
 
@@ -242,7 +243,7 @@ def recover_stale_trials(study, storage, grace_s: float) -> list[int]:
         return []
     beat = study.user_attrs.get(HEARTBEAT_KEY)
     if beat and time.time() - float(beat["time"]) < grace_s and not (
-            beat["host"] == socket.gethostname() and not _alive(int(beat["pid"]))):
+            beat["host"] == socket.gethostname() and not pid_alive(int(beat["pid"]))):
         raise ConfigError(f"study '{study.study_name}' is in use by process {beat['pid']} on {beat['host']} "
                           f"(heartbeat {time.time() - float(beat['time']):.0f} s ago); wait for it or pick another "
                           f"--study name")
@@ -255,16 +256,6 @@ def recover_stale_trials(study, storage, grace_s: float) -> list[int]:
         study.enqueue_trial(t.params, user_attrs={"moodops_retry_of": t.number}, skip_if_exists=False)
         failed.append(t.number)
     return failed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --------------------------------------------------------------------------- workers
