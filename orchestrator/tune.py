@@ -374,74 +374,75 @@ def run_study(name: str, storage, features: FeatureSet, inner_folds: list[Fold],
     last_beat = time.monotonic()
     failures = 0
     try:
-        while True:
-            timed_out = deadline is not None and time.monotonic() > deadline
-            while (not timed_out and len(running) < options.parallel
-                   and finished() + len(running) < options.trials):
-                t_trial = time.monotonic()
-                trial = study.ask()
-                fixed = {"variant": config.variant, "model_params": config.model_params}
-                values = space.suggest(trial, fixed)
-                trial_config = apply_params(config, values, space)
-                tconf = train_config(trial_config)
-                run_id = tracker.client.create_run(tracker.experiment_id, run_name=f"trial-{trial.number}", tags={
-                    "mlflow.parentRunId": parent_run_id, "moodops.kind": "trial", "moodops.study": name,
-                    "moodops.trial": str(trial.number)}).info.run_id
-                tracker.client.log_batch(run_id, params=_params(values))
-                refs = {remote.remote(tconf, fold, features_ref, threads, control, trial.number, i): i
-                        for i, fold in enumerate(inner_folds)}
-                running[trial.number] = _Running(trial, values, tconf, run_id, refs, t_trial)
-                reporter.status(f"  trial {trial.number} started: "
-                                + ", ".join(f"{k}={_short(v)}" for k, v in values.items()))
-            if not running:
-                break
-            all_refs = [r for t in running.values() for r in t.refs]
-            interrupts.check()
-            ready, _ = ray.wait(all_refs, num_returns=1, timeout=0.5)
-            for report in ray.get(control.drain.remote()):
-                number, fold, epoch, value = report
-                if number in running:
-                    running[number].epochs.setdefault(fold, {})[epoch] = value
-            for ref in ready:
-                number = next(n for n, t in running.items() if ref in t.refs)
-                state = running[number]
-                index = state.refs.pop(ref)
-                fold = inner_folds[index]
-                try:
-                    result = ray.get(ref)
-                except RayTaskError as e:
-                    cause = e.cause if getattr(e, "cause", None) is not None else e
-                    if isinstance(cause, TrialPruned) or state.pruned:
-                        state.pruned = True
+        with interrupts.deferred():  # Ctrl-C raised at the loop's turn, not inside a store write
+            while True:
+                timed_out = deadline is not None and time.monotonic() > deadline
+                while (not timed_out and len(running) < options.parallel
+                       and finished() + len(running) < options.trials):
+                    t_trial = time.monotonic()
+                    trial = study.ask()
+                    fixed = {"variant": config.variant, "model_params": config.model_params}
+                    values = space.suggest(trial, fixed)
+                    trial_config = apply_params(config, values, space)
+                    tconf = train_config(trial_config)
+                    run_id = tracker.client.create_run(tracker.experiment_id, run_name=f"trial-{trial.number}", tags={
+                        "mlflow.parentRunId": parent_run_id, "moodops.kind": "trial", "moodops.study": name,
+                        "moodops.trial": str(trial.number)}).info.run_id
+                    tracker.client.log_batch(run_id, params=_params(values))
+                    refs = {remote.remote(tconf, fold, features_ref, threads, control, trial.number, i): i
+                            for i, fold in enumerate(inner_folds)}
+                    running[trial.number] = _Running(trial, values, tconf, run_id, refs, t_trial)
+                    reporter.status(f"  trial {trial.number} started: "
+                                    + ", ".join(f"{k}={_short(v)}" for k, v in values.items()))
+                if not running:
+                    break
+                all_refs = [r for t in running.values() for r in t.refs]
+                interrupts.check()
+                ready, _ = ray.wait(all_refs, num_returns=1, timeout=0.5)
+                for report in ray.get(control.drain.remote()):
+                    number, fold, epoch, value = report
+                    if number in running:
+                        running[number].epochs.setdefault(fold, {})[epoch] = value
+                for ref in ready:
+                    number = next(n for n, t in running.items() if ref in t.refs)
+                    state = running[number]
+                    index = state.refs.pop(ref)
+                    fold = inner_folds[index]
+                    try:
+                        result = ray.get(ref)
+                    except RayTaskError as e:
+                        cause = e.cause if getattr(e, "cause", None) is not None else e
+                        if isinstance(cause, TrialPruned) or state.pruned:
+                            state.pruned = True
+                            continue
+                        failures += 1
+                        _finish(study, tracker, state, TrialState.FAIL, None, name, seconds, reporter,
+                                f"{fold.name}: {type(cause).__name__}: {str(cause).strip().splitlines()[-1]}")
+                        for other in state.refs:
+                            ray.cancel(other, force=True)
+                        del running[number]
+                        if failures > options.trials:
+                            last = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
+                            raise ConfigError(f"study {name}: {failures} trials failed; the last: {last}") from None
                         continue
-                    failures += 1
-                    _finish(study, tracker, state, TrialState.FAIL, None, name, seconds, reporter,
-                            f"{fold.name}: {type(cause).__name__}: {str(cause).strip().splitlines()[-1]}")
-                    for other in state.refs:
-                        ray.cancel(other, force=True)
-                    del running[number]
-                    if failures > options.trials:
-                        last = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
-                        raise ConfigError(f"study {name}: {failures} trials failed; the last: {last}") from None
-                    continue
-                state.values[index] = result.metrics["accuracy"]
-                state.compute_s += float(result.timing["total_s"])
-                state.finished_folds.add(index)
-                _log_inner_fold(tracker, state.run_id, fold, result)
-            for number in list(running):
-                state = running[number]
-                if not state.pruned:
-                    _report_epochs(study, state, len(inner_folds), control)
-                if not state.refs:
-                    if state.pruned:
-                        _finish(study, tracker, state, TrialState.PRUNED, None, name, seconds, reporter)
-                    else:
-                        value = float(np.mean([state.values[i] for i in range(len(inner_folds))]))
-                        _finish(study, tracker, state, TrialState.COMPLETE, value, name, seconds, reporter)
-                    del running[number]
-            if time.monotonic() - last_beat > options.heartbeat_s:
-                _heartbeat(study)
-                last_beat = time.monotonic()
+                    state.values[index] = result.metrics["accuracy"]
+                    state.compute_s += float(result.timing["total_s"])
+                    state.finished_folds.add(index)
+                    _log_inner_fold(tracker, state.run_id, fold, result)
+                for number in list(running):
+                    state = running[number]
+                    if not state.pruned:
+                        _report_epochs(study, state, len(inner_folds), control)
+                    if not state.refs:
+                        if state.pruned:
+                            _finish(study, tracker, state, TrialState.PRUNED, None, name, seconds, reporter)
+                        else:
+                            value = float(np.mean([state.values[i] for i in range(len(inner_folds))]))
+                            _finish(study, tracker, state, TrialState.COMPLETE, value, name, seconds, reporter)
+                        del running[number]
+                if time.monotonic() - last_beat > options.heartbeat_s:
+                    _heartbeat(study)
+                    last_beat = time.monotonic()
     except BaseException:
         for state in running.values():
             for ref in state.refs:
