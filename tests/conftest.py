@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,14 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MOODOPS_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+def pytest_configure(config):
+    """Tests send real Ctrl-Cs to the processes they start. A shell starts a background job (`pytest &`,
+    some CI runners) with SIGINT ignored, and its children inherit that, so moodops (which, like any
+    program, keeps an ignored SIGINT ignored) would never see them: give the children SIGINT back."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config, items):

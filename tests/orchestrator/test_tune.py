@@ -174,6 +174,7 @@ def test_objective_never_reads_the_test_subject(deap, tmp_path, ray_local, monke
 
 def test_killed_study_resumes_to_n_trials_without_duplicates(deap, tmp_path, use_shared_ray):
     import optuna
+    from mlflow import MlflowClient
     from optuna.trial import TrialState
 
     from moodops.orchestrator.tune import open_storage
@@ -200,7 +201,13 @@ def test_killed_study_resumes_to_n_trials_without_duplicates(deap, tmp_path, use
             states = [t.state for t in study.trials]
             finished = states.count(TrialState.COMPLETE)
             if finished >= 2 and TrialState.RUNNING in states:
-                break
+                # Killed once the running trial has its MLflow run (not between ask() and create_run,
+                # where the resume would find no trial run to close).
+                running = {str(t.number) for t in study.trials if t.state == TrialState.RUNNING}
+                client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+                if any(r.data.tags.get("moodops.trial") in running for r in client.search_runs(
+                        [e.experiment_id for e in client.search_experiments()], "attributes.status = 'RUNNING'")):
+                    break
         assert proc.poll() is None, proc.communicate()
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Ray die mid-trial
     proc.wait()
@@ -221,8 +228,6 @@ def test_killed_study_resumes_to_n_trials_without_duplicates(deap, tmp_path, use
     finished_params = [tuple(sorted(t.params.items())) for t in by_state[TrialState.COMPLETE] + by_state[TrialState.PRUNED]]
     assert len(set(finished_params)) == len(finished_params)  # the resumed sampler drew new parameters
     # The killed driver's MLflow runs (its parent and the trial it was running) were closed by the resume.
-    from mlflow import MlflowClient
-
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
