@@ -733,7 +733,7 @@ def _log_pending(results: list[FoldResult], logged: set[str], log_result, ledger
     while pending and time.monotonic() < deadline:
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         pending = [r for r in pending if not log_result(r)]
-        delay = min(delay * 2, 15.0)
+        delay = min(delay * 2, 5.0)  # a store back up is used within 5 s
     if pending:
         raise TrackingUnavailableError(
             f"tracking store unreachable: {len(pending)} fold result(s) "

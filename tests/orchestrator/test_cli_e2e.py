@@ -238,6 +238,7 @@ def test_per_subject_on_synthetic_seed_iv_with_mv_sstma(tmp_path):
     out = tmp_path / "r.json"
     proc = moodops("run", "per-subject", "--dataset", "seed-iv", "--synthetic", "--model", "mv_sstma", "--epochs", "2",
                    "--set", "synthetic_subjects=2", "--set", "synthetic_seconds=40", "--set", "seq_len=3",
+                   "--set", 'model_params={"depth": 1, "heads": 2}',  # a small extractor: the run is under test
                    "--output-json", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "variant attention (auto" in proc.stderr and "feature precomputed de_LDS" in proc.stderr

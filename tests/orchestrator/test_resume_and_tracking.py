@@ -153,8 +153,13 @@ def test_tracking_server_restart_loses_no_fold(deap, tmp_path, use_shared_ray):
         while time.monotonic() < deadline and not any(Path(os.environ["MOODOPS_CACHE"]).glob("runs/*/run.json")):
             time.sleep(0.3)  # the parent run exists
         time.sleep(2)
-        server.stop()  # down while the folds finish (a few seconds each)
-        time.sleep(12)
+        server.stop()  # down while folds finish (a few seconds each): up again once one has ended meanwhile
+        finished = list(Path(os.environ["MOODOPS_CACHE"]).glob("runs/*/folds/subject-*/result.json"))
+        while time.monotonic() < deadline and len(list(
+                Path(os.environ["MOODOPS_CACHE"]).glob("runs/*/folds/subject-*/result.json"))) <= len(finished):
+            time.sleep(0.3)
+            assert proc.poll() is None, proc.communicate()
+        time.sleep(2)  # its result has met the stopped server
         server.start()
         stdout, stderr = proc.communicate(timeout=400)
         assert proc.returncode == 0, stderr
