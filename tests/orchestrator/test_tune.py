@@ -79,6 +79,23 @@ def test_heads_keep_only_divisors_of_the_width_and_conditions_hold(tmp_path):
     assert load_space(path, "mood_reader", "stib_cf", {}).params[0].choices == [4, 8]
 
 
+def test_mv_sstma_space_tries_the_papers_six_heads_and_each_draw_builds():
+    """MV-SSTMA §3.2 sets H = 6 heads with D = 16; a head's width is its own (head_dim), so the default space
+    offers 6 with every width, and the model builds and runs with each (heads, dim) the space can draw."""
+    import torch
+
+    from moodops.components.models import create_model
+
+    space = load_space(None, "mv_sstma", "eeg", {})
+    choices = {p.name: p.choices for p in space.params if p.name in ("heads", "dim")}
+    assert 6 in choices["heads"] and 16 in choices["dim"]
+    for dim in choices["dim"]:
+        for heads in choices["heads"]:
+            model = create_model("mv_sstma", {"x": (3, 8, 5)}, 4, variant="eeg", dim=dim, heads=heads, depth=1,
+                                 decoder_depth=1)
+            assert model(torch.randn(2, 3, 8, 5)).shape == (2, 4), (dim, heads)
+
+
 @pytest.mark.parametrize("body, message", [
     ("lr: {type: float, low: 1.0, high: 0.1}", "below"),
     ("lr: {type: float, low: 0, high: 0.1, log: true}", "log"),
