@@ -416,6 +416,26 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+@app.command()
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="Parent run ids (two or more) of runs over the same subjects.")],
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: ./mlflow.db).")] = None,
+    metric: Annotated[str, typer.Option(help="Fold metric to compare (test_<metric> of each fold run).")] = "accuracy",
+) -> None:
+    """Paired statistics across runs: per pair the mean difference, an exact sign-flip permutation test
+    (<= 20 subjects) or Wilcoxon, d_z and Holm-corrected p; logged as a comparison run with figures."""
+    from moodops.orchestrator.compare import run_compare
+
+    rows, run_id, loaded = run_compare(runs, tracking_uri, metric)
+    for r in loaded:
+        _err(f"· {r.run_id}  {r.name}: {len(r.subjects)} subjects, {metric} {r.scores.mean():.3f} ± "
+             f"{r.scores.std(ddof=1) if len(r.scores) > 1 else 0.0:.3f} (std over subjects)")
+    typer.echo(_table([{"A": r["a"], "B": r["b"], "n": r["n_subjects"], "A-B": f"{r['mean_diff']:+.3f}",
+                        "test": r["test"], "p": f"{r['p']:.4g}", "p_holm": f"{r['p_holm']:.4g}",
+                        "d_z": f"{r['smd']:.2f}"} for r in rows]))
+    typer.echo(f"comparison run {run_id} (comparison.csv, comparison.md, paired_subjects.png, effect_sizes.png)")
+
+
 @app.command("list")
 def list_(kind: Annotated[Kind, typer.Argument(help="What to list.")]) -> None:
     """List registered datasets, models, protocols or features."""
