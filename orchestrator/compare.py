@@ -119,7 +119,7 @@ def plot_paired(runs: list[RunScores], path: Path, metric: str) -> None:
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(runs), 4))
     x = np.arange(len(runs))
     matrix = np.stack([r.scores for r in runs])  # (runs, subjects)
-    for k, subject in enumerate(runs[0].subjects):
+    for k in range(len(runs[0].subjects)):
         ax.plot(x, matrix[:, k], "-o", color="0.6", lw=0.8, ms=4)
     ax.plot(x, matrix.mean(axis=1), "s", color="C3", ms=9, label="mean over subjects")
     ax.set_xticks(x, [r.name for r in runs], rotation=20, ha="right")
