@@ -429,7 +429,7 @@ def compare(
     rows, run_id, loaded = run_compare(runs, tracking_uri, metric)
     for r in loaded:
         _err(f"· {r.run_id}  {r.name}: {len(r.subjects)} subjects, {metric} {r.scores.mean():.3f} ± "
-             f"{r.scores.std(ddof=1) if len(r.scores) > 1 else 0.0:.3f} (std over subjects)")
+             f"{r.scores.std():.3f} (std over subjects, as the run's summary)")
     typer.echo(_table([{"A": r["a"], "B": r["b"], "n": r["n_subjects"], "A-B": f"{r['mean_diff']:+.3f}",
                         "test": r["test"], "p": f"{r['p']:.4g}", "p_holm": f"{r['p_holm']:.4g}",
                         "d_z": f"{r['smd']:.2f}"} for r in rows]))
