@@ -67,6 +67,8 @@ class RunConfig:
     # eye features: zscore (fit on the training part) | range (each feature mapped to [10, 100] by the training
     # part's min and max, MV-SSTMA §3.2)
     eye_scaling: str = "zscore"
+    # fp32 | bf16: forward passes under bf16 autocast (GPUs with bf16 tensor cores; weights stay float32)
+    precision: str = "fp32"
     # model and training
     model: str = "mood_reader"
     variant: str = "auto"
@@ -167,6 +169,8 @@ class RunConfig:
             raise ConfigError(invalid_choice("labelled_unit", self.labelled_unit, ("sample", "trial")))
         if self.eye_scaling not in ("zscore", "range"):
             raise ConfigError(invalid_choice("eye_scaling", self.eye_scaling, ("zscore", "range")))
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(invalid_choice("precision", self.precision, ("fp32", "bf16")))
         if self.root is None and not self.synthetic:
             raise ConfigError("no data: pass --root DIR (the dataset on disk) or --synthetic")
         if self.root is not None and self.synthetic:
@@ -180,6 +184,8 @@ class RunConfig:
         ignore = {"address", "tracking_uri", "experiment", "output_json", "cache_dir", "cpus_per_fold",
                   "gpus_per_fold", "max_retries", "resume", "tracking_retry_s"}
         data = {k: v for k, v in self.to_dict().items() if k not in ignore}
+        if data.get("precision") == "fp32":  # the setting came later: fp32 runs keep the hash they had
+            del data["precision"]
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

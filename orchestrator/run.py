@@ -343,7 +343,8 @@ def train_config(config: RunConfig, pretrained: bytes | None = None) -> TrainCon
                        min_epochs=config.min_epochs,
                        val_strategy=config.val_strategy or model_default("val_strategy", config.model),
                        inner_folds=config.inner_folds, seed=config.seed, pretrained=pretrained,
-                       freeze_pretrained=config.freeze_encoder, attention_maps=config.attention_maps)
+                       freeze_pretrained=config.freeze_encoder, attention_maps=config.attention_maps,
+                       precision=config.precision)
 
 
 def apply_encoder_params(config: RunConfig, contract: dict[str, Any]) -> RunConfig:

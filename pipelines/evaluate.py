@@ -280,7 +280,7 @@ def _fit_torch(config, fold, features, part, shapes, n_classes, seed, hooks, att
             history[epoch].update(row)
         else:
             history.append(dict(row))
-    _, y_pred = _evaluate(model, test, y_test, config.batch_size * 4, torch.nn.CrossEntropyLoss())
+    _, y_pred = _evaluate(model, test, y_test, config.batch_size * 4, torch.nn.CrossEntropyLoss(), config)
     state = {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
     return y_pred, history, best_epoch, state, str(device)
 

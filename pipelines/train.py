@@ -61,6 +61,7 @@ class TrainConfig:
     freeze_pretrained: bool = False
     attention_maps: bool = True  # models with electrode attention (Mood Reader): record it on the test part
     eye_scaling: str = "zscore"  # zscore | range (eye features onto [10, 100] by the training min/max, MV-SSTMA)
+    precision: str = "fp32"  # fp32 | bf16 (forward passes under bf16 autocast; for GPUs with bf16 tensor cores)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -80,6 +81,8 @@ class TrainConfig:
             raise ConfigError(invalid_choice("val_strategy", self.val_strategy, VAL_STRATEGIES))
         if self.inner_folds < 2:
             raise ConfigError(f"The 'inner_folds' parameter must be an int >= 2. Got {self.inner_folds} instead.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(invalid_choice("precision", self.precision, PRECISIONS))
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"The 'device' parameter must be 'auto', 'cpu' or 'cuda[:N]'. Got '{self.device}' instead.")
 
@@ -88,6 +91,18 @@ class TrainConfig:
     def first_selectable_epoch(self) -> int:
         """The first epoch early stopping may stop at or restore (``min_epochs`` resolved)."""
         return self.min_epochs if self.min_epochs is not None else max(1, self.epochs // 3)
+
+
+#: ``precision`` values: ``bf16`` runs forward passes (and the loss) under ``torch.autocast`` in bfloat16;
+#: weights, gradients and the optimizer stay float32, and the DCCA term is computed in float64 either way.
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(config: "TrainConfig", device):
+    """The forward-pass precision context of ``config.precision`` on ``device``."""
+    import torch
+
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
 
 
 #: Two validation losses closer than this (relative) are a tie, broken by validation accuracy.
@@ -157,20 +172,23 @@ def _batch(inputs: dict, idx) -> tuple[Any, dict]:
     return inputs["x"][idx], {k: v[idx] for k, v in inputs.items() if k != "x"}
 
 
-def _evaluate(model, inputs: dict, y, batch_size: int, loss_fn) -> tuple[float, np.ndarray]:
+def _evaluate(model, inputs: dict, y, batch_size: int, loss_fn, config: "TrainConfig | None" = None
+              ) -> tuple[float, np.ndarray]:
+    """Mean loss and predictions over ``inputs``, batch by batch; one host-device sync at the end."""
     import torch
 
     model.eval()
-    total, preds = 0.0, []
     n = len(y)
-    with torch.no_grad():
+    total, preds = torch.zeros((), dtype=torch.float64, device=y.device), []
+    precision = autocast(config, y.device) if config is not None else torch.autocast(y.device.type, enabled=False)
+    with torch.no_grad(), precision:
         for start in range(0, n, batch_size):
             x, extras = _batch(inputs, slice(start, start + batch_size))
             logits = model(x, **extras)
-            total += float(loss_fn(logits, y[start:start + batch_size])) * len(logits)
+            total += loss_fn(logits.float(), y[start:start + batch_size]).double() * len(logits)
             preds.append(logits.argmax(dim=1))
     pred = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, np.int64)
-    return total / max(1, n), pred
+    return float(total) / max(1, n), pred
 
 
 def fit(model, config: TrainConfig, fold: str, train: dict, y_train, validation: dict, y_val, hooks: Hooks,
@@ -212,33 +230,37 @@ def fit(model, config: TrainConfig, fold: str, train: dict, y_train, validation:
         logger.warning("%s: the validation part holds a single class; early stopping is off (all %d epochs "
                        "run, the last is kept)", fold, n_epochs)
     first = min(config.first_selectable_epoch, n_epochs)
+    precision = autocast(config, y_train.device)
     for epoch in range(1, n_epochs + 1):
         model.train()
         order = torch.randperm(n, generator=generator).to(y_train.device)
-        total_loss, total_aux, correct = 0.0, 0.0, 0
+        # running sums stay on the device: one host-device sync per epoch, not per step
+        sums = torch.zeros(3, dtype=torch.float64, device=y_train.device)  # loss, auxiliary loss, correct
         for start in range(0, n, config.batch_size):
             idx = order[start:start + config.batch_size]
             if len(idx) < 2 and n > 1:  # BatchNorm-style layers need 2 samples
                 continue
             x, extras = _batch(train, idx)
-            logits = model(x, **extras)
-            loss = loss_fn(logits, y_train[idx])
+            with precision:
+                logits = model(x, **extras)
+                loss = loss_fn(logits.float(), y_train[idx])
             aux = auxiliary() if auxiliary is not None else None
             if aux is not None:
-                total_aux += float(aux.detach()) * len(idx)
+                sums[1] += aux.detach().double() * len(idx)
                 loss = loss + aux
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total_loss += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == y_train[idx]).sum())
+            sums[0] += loss.detach().double() * len(idx)
+            sums[2] += (logits.argmax(1) == y_train[idx]).sum()
+        total_loss, total_aux, correct = sums.tolist()
         if not np.isfinite(total_loss):
             raise FloatingPointError(f"{fold}: training loss became non-finite in epoch {epoch} (lr={config.lr})")
-        metrics = {"train_loss": total_loss / n, "train_accuracy": correct / n}
+        metrics = {"train_loss": total_loss / n, "train_accuracy": int(correct) / n}
         if auxiliary is not None:
             metrics["train_auxiliary_loss"] = total_aux / n
         if n_val:
-            val_loss, val_pred = _evaluate(model, validation, y_val, config.batch_size * 4, loss_fn)
+            val_loss, val_pred = _evaluate(model, validation, y_val, config.batch_size * 4, loss_fn, config)
             metrics.update(val_loss=val_loss, val_accuracy=float((val_pred == y_val.cpu().numpy()).mean()))
         history.append(metrics)
         hooks.on_epoch_end(fold, epoch, metrics)

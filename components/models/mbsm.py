@@ -90,7 +90,7 @@ class MBSMAutoencoder(nn.Module):
         keep, mask = random_token_mask(b, n, self.mask_ratio if mask_ratio is None else mask_ratio, generator,
                                        tokens.device)
         visible = self.to_decoder(self.encoder.encode_tokens(tokens, keep))
-        full = self.mask_token.expand(b, n, -1).clone()
+        full = self.mask_token.expand(b, n, -1).to(visible.dtype)  # bf16 under autocast, as the encoder's output
         full = full.scatter(1, keep[..., None].expand(-1, -1, full.shape[-1]), visible)
         decoded = self.decoder_norm(self.decoder(full + self.decoder_position))
         return self.head(decoded), tokens, mask

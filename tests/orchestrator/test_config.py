@@ -62,6 +62,10 @@ def test_config_hash_ignores_placement_but_not_results():
     c = resolve_config({"synthetic": True, "seed": 1}, None, {})
     assert a.config_hash() == b.config_hash()
     assert a.config_hash() != c.config_hash()
+    assert a.config_hash() != resolve_config({"synthetic": True, "precision": "bf16"}, None, {}).config_hash()
+    with pytest.raises(ConfigError, match="precision") as info:
+        resolve_config({"synthetic": True, "precision": "fp16"}, None, {})
+    assert "\n" not in str(info.value)
 
 
 def test_model_defaults_fill_only_what_the_user_left_open(tmp_path):

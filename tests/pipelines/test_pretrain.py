@@ -64,6 +64,24 @@ def test_mbsm_pretraining_lowers_the_held_out_masked_loss_and_is_seeded():
     assert again.history[-1]["train_loss"] == pytest.approx(result.history[-1]["train_loss"], rel=1e-5)
 
 
+@pytest.mark.parametrize("method", ["mbsm", "mv_sstma"])
+def test_bf16_pretraining_learns_and_keeps_float32_weights(method):
+    """``precision=bf16`` (autocast; what `moodops pretrain --precision bf16` runs on a GPU) on the CPU:
+    the masked loss falls and the saved weights are float32. The mask tokens meet bf16 encoder outputs."""
+    if method == "mbsm":
+        data, params, epochs = {"raw": structured_segments()}, SMALL, 6
+    else:
+        rng = np.random.default_rng(0)
+        base = rng.normal(size=(48, 1, 8, 5))
+        data = {"x": (base + 0.1 * rng.normal(size=(48, 4, 8, 5))).astype(np.float32),
+                "eye": rng.normal(size=(48, 4, 7)).astype(np.float32)}
+        params, epochs = {"dim": 8, "depth": 1, "heads": 2, "hidden": 16}, 3
+    result = pretrain(data, PretrainConfig(method=method, epochs=epochs, batch_size=16, lr=3e-3, model_params=params,
+                                           precision="bf16"))
+    assert result.history[-1]["val_loss"] < result.initial_val_loss
+    assert {v.dtype for v in result.state_dict.values() if v.is_floating_point()} == {torch.float32}
+
+
 def test_pretrained_encoder_loads_exactly_into_mood_reader_and_freezes():
     result = pretrain({"raw": structured_segments(40)}, PretrainConfig(epochs=1, batch_size=16, model_params=SMALL))
     shapes = {"x": (4, 6, 5), "raw": (4, 6, 100)}  # 4 windows × 100 samples = the 400-sample segments

@@ -95,3 +95,6 @@ def test_train_config_validates():
         TrainConfig(epochs=0)
     with pytest.raises(ConfigError, match="'device'"):
         TrainConfig(device="tpu")
+    with pytest.raises(ConfigError, match="precision") as info:
+        TrainConfig(precision="fp16")
+    assert "bf16" in str(info.value) and "\n" not in str(info.value)

@@ -190,6 +190,28 @@ def test_short_training_beats_chance(case, multimodal_samples, device):
     np.testing.assert_array_equal(pred, result.y_pred)
 
 
+#: bf16 autocast: every torch model on a GPU; one variant per model family on a CPU (the same code path,
+#: where bf16 has no tensor cores and only costs CI time).
+BF16_CASES = TORCH_CASES if DEVICE.startswith("cuda") else [
+    ("mood_reader", "full"), ("mv_sstma", "attention"), ("dfcn", "full"), ("dgcnn", "default"), ("linear", "eeg_eye")]
+
+
+@pytest.mark.parametrize("case", BF16_CASES, ids=case_id)
+def test_short_bf16_training_beats_chance(case, multimodal_samples, device):
+    """``precision=bf16`` (forward passes under bf16 autocast, float32 weights) learns as float32 does,
+    and its checkpoint holds float32 weights."""
+    name, variant = case
+    s = SETTINGS[name]
+    samples = multimodal_samples(MODELS.get(name).features[0], s["n_windows"])
+    config = TrainConfig(model=name, variant=variant, model_params=s["params"], epochs=s["epochs"], lr=s["lr"],
+                         batch_size=32, patience=s["epochs"], seed=0, device=str(device), precision="bf16")
+    result = run_fold(config, holdout(samples.n_samples), samples)
+    assert result.metrics["accuracy"] >= 0.75, f"{name}/{variant} bf16: accuracy {result.metrics['accuracy']:.3f}"
+    assert all(np.isfinite(row["train_loss"]) for row in result.history)
+    state = torch.load(io.BytesIO(result.weights), weights_only=True)["state_dict"]
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
+
+
 def test_weights_have_no_pickled_objects(multimodal_samples):
     """Checkpoints load with weights_only=True (no arbitrary unpickling) for torch and sklearn models."""
     samples = multimodal_samples("de", 1)
