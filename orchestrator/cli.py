@@ -178,9 +178,14 @@ def run(
                    "see fold_notes.json in the parent run")
     if summary.resumed_folds:
         typer.echo(f"resumed: {len(summary.resumed_folds)} fold(s) re-used from the interrupted run")
+    from moodops.orchestrator.tracking import runs_table_url
+
     typer.echo(f"MLflow parent run {summary.parent_run_id} (experiment {summary.experiment_id}) in {summary.tracking_uri}")
-    if summary.tracking_uri.startswith("sqlite:"):
-        typer.echo("view it: moodops ui   then open http://127.0.0.1:5000")
+    url = runs_table_url(summary.tracking_uri, summary.experiment_id)
+    if summary.tracking_uri.startswith(("http:", "https:")):
+        typer.echo(f"runs table: {url}")
+    else:
+        typer.echo(f"view it: moodops ui   then open {url}")
     if cfg.output_json:
         typer.echo(f"results written to {cfg.output_json}")
 
@@ -436,6 +441,31 @@ def compare(
     typer.echo(f"comparison run {run_id} (comparison.csv, comparison.md, paired_subjects.png, effect_sizes.png)")
 
 
+class ExportFormat(str, Enum):
+    moabb = "moabb"
+    csv = "csv"
+
+
+@app.command()
+def export(
+    runs: Annotated[list[str], typer.Argument(help="Parent run ids of subject-level runs (loso, per-subject, "
+                                                   "cross-session).")],
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
+    format: Annotated[ExportFormat, typer.Option(help="moabb: MOABB's results columns, one row per subject and "
+                                                      "session; csv: one row per fold with every test metric.")]
+    = ExportFormat.moabb,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: ./mlflow.db).")] = None,
+    metric: Annotated[str, typer.Option(help="Fold metric in MOABB's score column (test_<metric>).")] = "accuracy",
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Per-subject results of runs as MOABB's results table (score, time, samples, subject, session, channels,
+    n_sessions, dataset, pipeline) or as a per-fold CSV; written atomically."""
+    from moodops.orchestrator.export import run_export
+
+    path, n = run_export(runs, str(out), format.value, tracking_uri, metric, overwrite)
+    typer.echo(f"{path}: {n} rows ({format.value}) from {len(runs)} run(s)")
+
+
 @app.command("list")
 def list_(kind: Annotated[Kind, typer.Argument(help="What to list.")]) -> None:
     """List registered datasets, models, protocols or features."""
@@ -457,8 +487,12 @@ def ui(
     """Open the MLflow UI on the default local store (./mlflow.db, ./mlartifacts)."""
     from moodops.orchestrator.datacmd import mlflow_ui_command
 
+    from moodops.orchestrator.datacmd import experiment_urls
+
     cmd = mlflow_ui_command(tracking_uri, host, port)
-    _err(f"MLflow UI on http://{host}:{port}  (Ctrl-C to stop)")
+    _err(f"MLflow UI on http://{host}:{port}  (Ctrl-C to stop); runs tables:")
+    for name, url in experiment_urls(tracking_uri, f"http://{host}:{port}"):
+        _err(f"  {name:<22} {url}")
     os.execvp(cmd[0], cmd)
 
 

@@ -161,7 +161,7 @@ def run_compare(run_ids: list[str], tracking_uri: str | None, metric: str = "acc
     both figures). Returns the rows, the comparison run id and the loaded runs."""
     from mlflow import MlflowClient
 
-    from moodops.orchestrator.tracking import DEFAULT_ARTIFACTS, default_tracking_uri
+    from moodops.orchestrator.tracking import DEFAULT_ARTIFACTS, default_tracking_uri, ensure_experiment
 
     uri = tracking_uri or default_tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
@@ -172,12 +172,9 @@ def run_compare(run_ids: list[str], tracking_uri: str | None, metric: str = "acc
     client = MlflowClient(tracking_uri=uri)
     runs = [load_scores(client, run_id, metric) for run_id in run_ids]
     rows = compare(runs)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is not None:
-        exp_id = exp.experiment_id
-    else:  # the default store keeps artifacts in ./mlartifacts, as the runs' own experiment does
-        location = (Path.cwd() / DEFAULT_ARTIFACTS).resolve().as_uri() if tracking_uri is None else None
-        exp_id = client.create_experiment(experiment, artifact_location=location)
+    # the default store keeps artifacts in ./mlartifacts, as the runs' own experiment does
+    location = (Path.cwd() / DEFAULT_ARTIFACTS).resolve().as_uri() if tracking_uri is None else None
+    exp_id = ensure_experiment(client, experiment, location)
     tags = {"moodops.kind": "comparison", "moodops.compared_runs": ",".join(run_ids), "moodops.metric": metric,
             **{t: runs[0].tags.get(t, "") for t in ALIGN}}
     run_id = client.create_run(exp_id, run_name="compare " + " vs ".join(r.name for r in runs), tags=tags).info.run_id

@@ -251,3 +251,22 @@ def mlflow_ui_command(tracking_uri: str | None, host: str, port: int) -> list[st
     mlflow = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
     return [mlflow, "ui", "--backend-store-uri", tracking_uri or default_tracking_uri(),
             "--default-artifact-root", str(Path(DEFAULT_ARTIFACTS).resolve()), "--host", host, "--port", str(port)]
+
+
+def experiment_urls(tracking_uri: str | None, ui: str) -> list[tuple[str, str]]:
+    """(name, runs-table URL in the UI's machine-learning view) of every active experiment but MLflow's
+    empty Default one; experiments moodops made are tagged as model development on the way."""
+    from mlflow import MlflowClient
+
+    from moodops.orchestrator.tracking import default_tracking_uri, ensure_experiment, runs_table_url
+
+    uri = tracking_uri or default_tracking_uri()
+    client = MlflowClient(tracking_uri=uri)
+    out = []
+    for exp in client.search_experiments():
+        if exp.name == "Default" and not client.search_runs([exp.experiment_id], max_results=1):
+            continue
+        if exp.name.startswith("moodops"):
+            ensure_experiment(client, exp.name, None)
+        out.append((exp.name, runs_table_url(uri, exp.experiment_id, ui)))
+    return out

@@ -33,6 +33,22 @@ def aggregate(results: list[FoldResult]) -> dict[str, float]:
     return out
 
 
+def summary_markdown(title: str, results: list[FoldResult], aggregated: dict[str, float], chance: float) -> str:
+    """The run's summary as Markdown (the parent run's description in the MLflow UI): the aggregate line
+    and one row per fold."""
+    lines = [f"**{title}**: {len(results)} fold(s); accuracy {aggregated['test_accuracy_mean']:.3f} ± "
+             f"{aggregated['test_accuracy_std']:.3f}, macro-F1 {aggregated['test_macro_f1_mean']:.3f} ± "
+             f"{aggregated['test_macro_f1_std']:.3f} (± is the population std over "
+             f"{int(aggregated['n_subject_groups'])} test-subject group(s); chance {chance:.3f})", "",
+             "| fold | test subjects | accuracy | macro-F1 | best epoch | seconds |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in sorted(results, key=lambda r: r.fold):
+        subjects = ",".join(map(str, r.test_subjects)) if len(r.test_subjects) <= 6 else f"{len(r.test_subjects)}"
+        lines.append(f"| {r.fold} | {subjects} | {r.metrics['accuracy']:.3f} | {r.metrics['macro_f1']:.3f} | "
+                     f"{int(r.metrics.get('best_epoch', 0))} | {r.timing['total_s']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_fold_table(results: list[FoldResult], path: Path) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)

@@ -452,7 +452,7 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
     ``tags`` are added to the run (a pipeline passes ``mlflow.parentRunId`` and its stage key).
     """
     from moodops.orchestrator.fanout import check_resources, init_ray, run_folds
-    from moodops.orchestrator.report import (aggregate, plot_confusion, plot_fold_accuracy,
+    from moodops.orchestrator.report import (aggregate, plot_confusion, plot_fold_accuracy, summary_markdown,
                                              write_fold_table)
     from moodops.orchestrator.tracking import Tracker, git_commit
 
@@ -573,7 +573,10 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
         fold_notes = {f.name: list(f.notes) for f in folds if f.notes}
         mean_leak = float(np.mean(list(leakage.values())))
         tracker.set_parent_tags({"moodops.dataset_fingerprint": features.info["fingerprint"],
-                                 "moodops.n_folds": str(len(folds)), "moodops.ledger": str(ledger.folder)})
+                                 "moodops.n_folds": str(len(folds)), "moodops.ledger": str(ledger.folder),
+                                 **_shape_tags(features)})
+        tracker.log_dataset(config.dataset + ("-synthetic" if config.synthetic else ""),
+                            features.info["fingerprint"], features.info.get("root") or str(config.root))
         tracker.log_parent_metrics({"leakage_test_in_train_fraction": mean_leak,
                                     "n_samples": float(features.n_samples)})
         tracker.client.log_dict(parent, {"test_samples_whose_trial_is_in_training": leakage,
@@ -638,6 +641,7 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
                 _attention_files(averaged, ch_names, features.class_names, out / "attention",
                                  f"electrode attention, mean of {int(averaged['n_folds'])} folds\n{title}")
             tracker.log_parent_artifacts(out)
+        tracker.set_parent_note(summary_markdown(title, results, summary_metrics, chance))
         tracker.end_parent("FINISHED")
         ledger.update(status="FINISHED")
         summary = RunSummary(
@@ -692,6 +696,14 @@ def _attention_files(attention: dict[str, np.ndarray], ch_names: tuple[str, ...]
                        "topomap drawn", np.asarray(attention["test"]).shape[-1], len(ch_names))
         return [folder / "electrode_attention.npz"]
     return save_attention(attention, ch_names, class_names, folder, title)
+
+
+def _shape_tags(features: FeatureSet) -> dict[str, str]:
+    """EEG channels and sessions of the run's data (MOABB's ``channels`` and ``n_sessions`` columns)."""
+    tags = {"moodops.n_sessions": str(len(np.unique(features.column("session"))))}
+    if "channel" in features.axes:
+        tags["moodops.n_channels"] = str(features.x.shape[1 + features.axes.index("channel")])
+    return tags
 
 
 def _note_tags(fold: Fold) -> dict[str, str]:

@@ -123,6 +123,34 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+#: MLflow 3's UI opens an experiment in its GenAI view (traces, "evaluation runs") unless the experiment says
+#: it holds model training: every experiment moodops creates or uses carries this tag.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+#: Where `moodops ui` serves the UI by default (`--host`, `--port`).
+DEFAULT_UI = "http://127.0.0.1:5000"
+
+
+def ensure_experiment(client, name: str, artifact_location: str | None) -> str:
+    """The id of experiment ``name``, created (with ``artifact_location``) when missing; tagged as model
+    development unless someone set a kind of their own (the UI's inferred kinds are replaced)."""
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        return client.create_experiment(name, artifact_location=artifact_location,
+                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    kind = exp.tags.get(EXPERIMENT_KIND_TAG)
+    if kind is None or kind.endswith("_inferred"):
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return exp.experiment_id
+
+
+def runs_table_url(tracking_uri: str, experiment_id: str, ui: str | None = None) -> str:
+    """The MLflow UI's runs table of an experiment, in its machine-learning view: on the tracking server
+    itself for an http(s) store, else on ``ui`` (default: where `moodops ui` serves)."""
+    base = ui or (tracking_uri.rstrip("/") if tracking_uri.startswith(("http:", "https:")) else DEFAULT_UI)
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
 class Tracker:
     """Thin wrapper around ``MlflowClient`` for the run layout above."""
 
@@ -138,12 +166,8 @@ class Tracker:
         try:
             with _sqlite_store_lock(self.uri):  # schema creation and the experiment: one process at a time
                 self.client = MlflowClient(tracking_uri=self.uri)
-                exp = self.client.get_experiment_by_name(experiment)
-                if exp is None:
-                    location = (workdir / DEFAULT_ARTIFACTS).as_uri() if tracking_uri is None else None
-                    self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
-                else:
-                    self.experiment_id = exp.experiment_id
+                location = (workdir / DEFAULT_ARTIFACTS).as_uri() if tracking_uri is None else None
+                self.experiment_id = ensure_experiment(self.client, experiment, location)
         except Exception as e:  # noqa: BLE001 - any failure to reach the store is one clear line
             if isinstance(e, ConfigError):
                 raise
@@ -177,6 +201,18 @@ class Tracker:
             self.end_parent("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         except Exception:  # noqa: BLE001
             logger.warning("could not mark MLflow run %s as failed", self.parent_id)
+
+    def log_dataset(self, name: str, digest: str, source: str, context: str = "training") -> None:
+        """The run's data as an MLflow dataset input (the runs table's Dataset column)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(name=name, digest=digest, source_type="local", source=json.dumps({"uri": source}))
+        self.client.log_inputs(self.parent_id, datasets=[
+            DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+
+    def set_parent_note(self, markdown: str) -> None:
+        """The parent run's description in the UI (``mlflow.note.content``)."""
+        self.client.set_tag(self.parent_id, "mlflow.note.content", markdown[:60000])
 
     def set_parent_tags(self, tags: dict[str, str]) -> None:
         for k, v in tags.items():

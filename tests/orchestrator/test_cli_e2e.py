@@ -64,6 +64,22 @@ def test_loso_end_to_end(easy_deap, tmp_path):
     assert "test_accuracy_std" in parent.data.metrics and "leakage_test_in_train_fraction" in parent.data.metrics
     for tag in ("moodops.config_hash", "moodops.dataset_fingerprint", "moodops.git_commit"):
         assert parent.data.tags.get(tag), tag
+    assert parent.data.tags["moodops.n_channels"] == "32" and parent.data.tags["moodops.n_sessions"] == "1"
+    # The MLflow UI opens on it: the experiment is model development (not the GenAI view), the summary line
+    # names the runs table in the machine-learning view, the dataset fills the Dataset column, and the
+    # run's description is its summary table.
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    url = f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
+    assert f"view it: moodops ui   then open {url}" in proc.stdout
+    (dataset_input,) = parent.inputs.dataset_inputs
+    assert dataset_input.dataset.name == "deap"
+    assert dataset_input.dataset.digest == parent.data.tags["moodops.dataset_fingerprint"]
+    assert json.loads(dataset_input.dataset.source) == {"uri": str(easy_deap)}
+    assert [(t.key, t.value) for t in dataset_input.tags] == [("mlflow.data.context", "training")]
+    note = parent.data.tags["mlflow.note.content"]
+    assert f"accuracy {result['aggregate']['test_accuracy_mean']:.3f} ± " in note
+    assert note.count("\n| subject-") == N_SUBJECTS
     parent_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"per_subject.csv", "per_subject_accuracy.png", "confusion_matrix.png", "config.json",
             "leakage_audit.json"} <= parent_artifacts
