@@ -74,3 +74,35 @@ def holm(pvalues) -> np.ndarray:
         running = max(running, (m - rank) * p[i])
         adjusted[i] = min(1.0, running)
     return adjusted
+
+
+@dataclass(frozen=True)
+class MetaResult:
+    n_datasets: int
+    n_subjects: int
+    smd: float  # pooled d_z: the datasets' d_z weighted by sqrt(n subjects)
+    z: float  # Stouffer's combined z for "A > B"
+    p: float  # two-sided p of that z
+    p_one_sided: float  # one-sided p for "A > B"
+
+
+def meta_analysis(results: list[PairedResult]) -> MetaResult:
+    """Combine one pair's paired results over several datasets, as MOABB's meta-analysis does.
+
+    Each dataset's two-sided p becomes a one-sided p for "A > B" (p/2 when A's mean is higher, else
+    1 - p/2), the one-sided p-values are combined by Stouffer's method weighted by sqrt(n subjects)
+    (``scipy.stats.combine_pvalues(method="stouffer")``), and the pooled effect is the datasets' d_z
+    weighted alike. The two-sided p is that of the combined z.
+    """
+    from scipy import stats
+
+    if len(results) < 2:
+        raise ConfigError(f"a meta-analysis needs at least 2 datasets, got {len(results)}")
+    weights = np.sqrt([r.n for r in results])
+    one_sided = np.array([r.p / 2 if r.mean_diff > 0 else 1 - r.p / 2 for r in results])
+    one_sided = np.clip(one_sided, np.nextafter(0.0, 1.0), np.nextafter(1.0, 0.0))  # keep z finite
+    z, p_one = stats.combine_pvalues(one_sided, method="stouffer", weights=weights)
+    smd = np.array([r.smd for r in results], float)
+    pooled = float(np.sum(weights * np.nan_to_num(smd)) / np.sum(weights)) if np.isfinite(smd).any() else float("nan")
+    return MetaResult(len(results), int(sum(r.n for r in results)), pooled, float(z),
+                      float(2 * stats.norm.sf(abs(z))), float(p_one))

@@ -102,6 +102,31 @@ class _CliReporter:
              f"macro-F1 {result.metrics['macro_f1']:.3f}  ({result.timing['total_s']:.1f} s, {result.device})")
 
 
+def _print_repeats(cfg, seed_list: list[int]) -> None:
+    from moodops.orchestrator.repeats import run_repeats, spread_line
+    from moodops.orchestrator.tracking import runs_table_url
+
+    summary = run_repeats(cfg, seed_list, _CliReporter())
+    agg = summary.aggregate
+    n_folds = len(summary.runs[0]["folds"])
+    typer.echo("")
+    typer.echo(f"{cfg.protocol} · {cfg.dataset} · {summary.label} · {cfg.model} ({summary.variant}): "
+               f"{len(seed_list)} seeds × {n_folds} fold(s) in {_duration(summary.wall_s)}")
+    typer.echo(f"accuracy {spread_line(agg)}   (chance {summary.chance:.3f})")
+    typer.echo(f"macro-F1 {spread_line(agg, 'macro_f1')}")
+    typer.echo("(± over subjects: population std of each subject's score averaged over the seeds; "
+               "± over seeds: population std of the seeds' means)")
+    for r in summary.seed_runs:
+        typer.echo(f"  seed {r['seed']:<4} accuracy {r['test_accuracy_mean']:.3f} ± {r['test_accuracy_std']:.3f} "
+                   f"over subjects   run {r['run_id']}")
+    typer.echo(f"MLflow parent run {summary.parent_run_id} (experiment {summary.experiment_id}) in {summary.tracking_uri}")
+    url = runs_table_url(summary.tracking_uri, summary.experiment_id)
+    typer.echo(f"runs table: {url}" if summary.tracking_uri.startswith(("http:", "https:"))
+               else f"view it: moodops ui   then open {url}")
+    if cfg.output_json:
+        typer.echo(f"results written to {cfg.output_json}")
+
+
 def _apply_set(values: dict, items: list[str] | None) -> None:
     """``--set KEY=VALUE`` into ``values`` (a flag given explicitly wins over --set)."""
     from moodops.components.errors import ConfigError
@@ -149,6 +174,8 @@ def run(
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with any RunConfig keys.")] = None,
     params: Annotated[Optional[Path], typer.Option("--params", help="YAML of tuned parameters (`moodops tune --export`); over --config, under flags.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any RunConfig key as KEY=VALUE (repeatable).")] = None,
+    repeats: Annotated[Optional[int], typer.Option(help="Run the protocol under K seeds (--seed, --seed+1, …) as one parent run with a child run per seed; reports the spread over subjects and over seeds.")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="The seeds to repeat the protocol under, e.g. 0,1,2 (instead of --repeats).")] = None,
 ) -> None:
     """Run an evaluation protocol: features, one Ray task per fold, MLflow tracking."""
     from moodops.orchestrator.config import resolve_config
@@ -162,6 +189,12 @@ def run(
                output_json=str(output_json) if output_json else None, resume=resume)
     _apply_set(cli, set_)
     cfg = resolve_config(cli, config, params_path=params)
+    from moodops.orchestrator.repeats import parse_seeds
+
+    seed_list = parse_seeds(repeats, seeds, cfg.seed)
+    if seed_list is not None:
+        _print_repeats(cfg, seed_list)
+        return
     summary = run_experiment(cfg, _CliReporter())
     agg = summary.aggregate
     typer.echo("")
@@ -352,6 +385,14 @@ def pipeline_run(
                           if k in ("test_accuracy_mean", "test_accuracy_std", "train_loss", "val_loss"))
         typer.echo(f"  {o.name:<18} {'reused' if o.cached else 'ran   '} run {o.run_id}  {shown}"
                    + (f"  encoder {o.encoder}" if o.encoder else ""))
+    from moodops.orchestrator.pipeline import paper_report
+
+    report = paper_report(parsed, outcomes, synthetic)
+    if report:
+        typer.echo("")
+        for line in report:
+            typer.echo(line)
+        typer.echo("(also paper_comparison.md and paper_comparison.csv in the pipeline's parent run)")
     if output_json:
         write_json_atomic(output_json, {"parent_run_id": parent, "stages": [dataclasses.asdict(o) for o in outcomes]})
 
@@ -423,22 +464,35 @@ def _table(rows: list[dict]) -> str:
 
 @app.command()
 def compare(
-    runs: Annotated[list[str], typer.Argument(help="Parent run ids (two or more) of runs over the same subjects.")],
+    runs: Annotated[Optional[list[str]], typer.Argument(help="Parent run ids (two or more) of runs over the same subjects.")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: ./mlflow.db).")] = None,
     metric: Annotated[str, typer.Option(help="Fold metric to compare (test_<metric> of each fold run).")] = "accuracy",
+    experiment: Annotated[Optional[str], typer.Option(help="Compare the finished moodops runs of this experiment (with --filter to choose).")] = None,
+    filter_: Annotated[Optional[str], typer.Option("--filter", help="MLflow search filter for --experiment, e.g. \"tags.`moodops.model` = 'linear'\".")] = None,
+    pipeline: Annotated[Optional[str], typer.Option(help="Compare the run stages of this pipeline parent run (`moodops pipeline run`).")] = None,
 ) -> None:
     """Paired statistics across runs: per pair the mean difference, an exact sign-flip permutation test
-    (<= 20 subjects) or Wilcoxon, d_z and Holm-corrected p; logged as a comparison run with figures."""
-    from moodops.orchestrator.compare import run_compare
+    (<= 20 subjects) or Wilcoxon, d_z and Holm-corrected p; with runs of several datasets, Stouffer's
+    meta-analysis; logged as a comparison run with figures."""
+    from moodops.orchestrator.compare import run_compare, select_runs
 
-    rows, run_id, loaded = run_compare(runs, tracking_uri, metric)
+    ids = select_runs(runs or [], experiment, filter_, pipeline, tracking_uri)
+    rows, run_id, loaded, meta = run_compare(ids, tracking_uri, metric)
     for r in loaded:
-        _err(f"· {r.run_id}  {r.name}: {len(r.subjects)} subjects, {metric} {r.scores.mean():.3f} ± "
-             f"{r.scores.std():.3f} (std over subjects, as the run's summary)")
-    typer.echo(_table([{"A": r["a"], "B": r["b"], "n": r["n_subjects"], "A-B": f"{r['mean_diff']:+.3f}",
-                        "test": r["test"], "p": f"{r['p']:.4g}", "p_holm": f"{r['p_holm']:.4g}",
-                        "d_z": f"{r['smd']:.2f}"} for r in rows]))
-    typer.echo(f"comparison run {run_id} (comparison.csv, comparison.md, paired_subjects.png, effect_sizes.png)")
+        _err(f"· {r.run_id}  {r.name} ({r.tags.get('moodops.dataset')}): {len(r.subjects)} subjects, {metric} "
+             f"{r.scores.mean():.3f} ± {r.scores.std():.3f} (std over subjects, as the run's summary)")
+    several = len({r["dataset"] for r in rows}) > 1
+    typer.echo(_table([{**({"dataset": r["dataset"]} if several else {}), "A": r["a"], "B": r["b"],
+                        "n": r["n_subjects"], "A-B": f"{r['mean_diff']:+.3f}", "test": r["test"],
+                        "p": f"{r['p']:.4g}", "p_holm": f"{r['p_holm']:.4g}", "d_z": f"{r['smd']:.2f}"}
+                       for r in rows]))
+    if meta:
+        typer.echo("meta-analysis over datasets (Stouffer, weights sqrt(n); pooled d_z):")
+        typer.echo(_table([{"A": m["a"], "B": m["b"], "datasets": m["n_datasets"], "subjects": m["n_subjects"],
+                            "d_z": f"{m['smd']:.2f}", "z": f"{m['z']:+.2f}", "p": f"{m['p']:.4g}",
+                            "p_holm": f"{m['p_holm']:.4g}"} for m in meta]))
+    typer.echo(f"comparison run {run_id} (comparison.csv, comparison.md, paired_subjects.png, effect_sizes.png"
+               + (", meta_analysis.csv" if meta else "") + ")")
 
 
 class ExportFormat(str, Enum):

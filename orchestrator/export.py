@@ -53,11 +53,24 @@ def _parent(client, run_id: str):
     return run
 
 
+def _own_parent_tags(client, fold, parent, cache: dict) -> dict:
+    """The tags of the run a fold belongs to: the parent itself, or (under a repeats parent) its seed run."""
+    owner = fold.data.tags.get("mlflow.parentRunId", parent.info.run_id)
+    if owner == parent.info.run_id:
+        return parent.data.tags
+    if owner not in cache:
+        cache[owner] = client.get_run(owner).data.tags
+    return cache[owner]
+
+
 def fold_records(client, run_id: str, metric: str = "accuracy") -> list[dict]:
     """One record per FINISHED fold of parent run ``run_id``: its subject, session, score, time, size and tags."""
     run = _parent(client, run_id)
     tags, params = run.data.tags, run.data.params
-    folds = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'", max_results=10000)
+    from moodops.orchestrator.compare import fold_runs
+
+    folds = fold_runs(client, run)  # a repeats parent: every seed's folds (MOABB's collapse averages them)
+    owners: dict = {}
     key = f"test_{metric}"
     synthetic = params.get("synthetic", "False") == "True"
     records = []
@@ -71,6 +84,7 @@ def fold_records(client, run_id: str, metric: str = "accuracy") -> list[dict]:
                               "subjects at once; the export has one row per subject (loso, per-subject or "
                               "cross-session runs)")
         session = _SESSION.search(name)
+        own = _own_parent_tags(client, fold, run, owners)
         m = fold.data.metrics
         records.append({
             "run_id": run_id, "fold": name, "subject": subjects[0], "session": session[1] if session else "all",
@@ -78,13 +92,13 @@ def fold_records(client, run_id: str, metric: str = "accuracy") -> list[dict]:
             "dataset": tags["moodops.dataset"] + ("-synthetic" if synthetic else ""),
             "model": tags.get("moodops.model", ""), "variant": tags.get("moodops.variant", ""),
             "protocol": tags["moodops.protocol"], "label": tags.get("moodops.label", ""),
-            "seed": tags.get("moodops.seed", ""), "channels": tags.get("moodops.n_channels", ""),
-            "n_sessions": tags.get("moodops.n_sessions", ""),
+            "seed": own.get("moodops.seed", ""), "channels": own.get("moodops.n_channels", ""),
+            "n_sessions": own.get("moodops.n_sessions", ""),
             "metrics": {k[len("test_"):]: v for k, v in sorted(m.items()) if k.startswith("test_")},
         })
     if not records:
         raise ConfigError(f"run {run_id}: no finished fold with metric test_{metric}")
-    return sorted(records, key=lambda r: (int(r["subject"]), r["session"]))
+    return sorted(records, key=lambda r: (int(r["subject"]), r["session"], str(r["seed"])))
 
 
 def _pipeline_names(per_run: list[list[dict]]) -> list[str]:

@@ -260,6 +260,18 @@ def _cached_run(client, experiment_ids: list[str], key: str):
     return runs[0] if runs else None
 
 
+def paper_report(spec: Spec, outcomes: list[StageOutcome], synthetic: bool) -> list[str]:
+    """The paper-vs-run table as terminal lines (empty without a ``paper:`` block). ``synthetic`` is the
+    pipeline's --synthetic; stages that set ``synthetic: true`` themselves count as synthetic too."""
+    from moodops.orchestrator import paper_report as report
+
+    if not spec.paper:
+        return []
+    flags = {s.name: bool(synthetic or s.config.get("synthetic")) for s in spec.stages}
+    rows = report.paper_rows(spec.paper, outcomes, flags)
+    return report.to_terminal(rows, spec.paper) if rows else []
+
+
 def run_pipeline(spec: Spec, synthetic: bool = False, roots: dict[str, str] | None = None,
                  tracking_uri: str | None = None, experiment: str = "moodops-pipelines", force: bool = False,
                  reporter=None) -> tuple[str, list[StageOutcome]]:
@@ -279,6 +291,7 @@ def run_pipeline(spec: Spec, synthetic: bool = False, roots: dict[str, str] | No
     tracker.client.log_text(parent, spec.path.read_text(), f"spec/{spec.path.name}")
     reporter.status(f"pipeline {spec.name}: {len(spec.stages)} stage(s); MLflow parent run {parent} ({uri})")
     outcomes: list[StageOutcome] = []
+    stage_synthetic: dict[str, bool] = {}
     keys: dict[str, str] = {}
     encoders: dict[str, str] = {}
     status = "FAILED"
@@ -287,6 +300,7 @@ def run_pipeline(spec: Spec, synthetic: bool = False, roots: dict[str, str] | No
             resolved = {k: encoders[s] for k, s in stage.refs.items()}
             job = _validate(stage, resolved, f"{spec.path}: stage {stage.name}", synthetic, roots)
             job = dataclasses.replace(job, tracking_uri=uri, experiment=experiment)
+            stage_synthetic[stage.name] = bool(getattr(job, "synthetic", False))
             key = stage_key(stage, job, keys)
             keys[stage.name] = key
             tags = {"mlflow.parentRunId": parent, STAGE_KEY_TAG: key, "moodops.stage": stage.name}
@@ -339,6 +353,12 @@ def run_pipeline(spec: Spec, synthetic: bool = False, roots: dict[str, str] | No
         tracker.client.log_dict(parent, [dataclasses.asdict(o) for o in outcomes], "stages.json")
         if spec.paper:
             tracker.client.log_dict(parent, spec.paper, "paper.json")
+            from moodops.orchestrator import paper_report as report
+
+            rows = report.paper_rows(spec.paper, outcomes, stage_synthetic)
+            if rows:
+                tracker.client.log_text(parent, report.to_markdown(rows, spec.paper), "paper_comparison.md")
+                tracker.client.log_text(parent, report.to_csv(rows), "paper_comparison.csv")
         status = "FINISHED"
     finally:
         tracker.end_parent(status)

@@ -46,3 +46,33 @@ def test_holm_is_step_down_and_capped():
 def test_bad_scores_are_one_line_errors(a, b, message):
     with pytest.raises(ConfigError, match=message):
         paired_test(a, b)
+
+
+def test_stouffer_meta_analysis_pools_datasets_that_agree_and_cancels_ones_that_disagree():
+    from scipy import stats
+
+    from moodops.components.stats import meta_analysis
+
+    rng = np.random.default_rng(3)
+    results = []
+    for n in (8, 12):  # two datasets, the same small planted advantage of A
+        b = rng.uniform(0.5, 0.7, n)
+        results.append(paired_test(b + 0.03 + rng.normal(0, 0.04, n), b))
+    m = meta_analysis(results)
+    assert m.n_datasets == 2 and m.n_subjects == 20
+    assert m.p < min(r.p for r in results)  # agreement across datasets is stronger evidence than either alone
+    # the one-sided p-values combined by scipy's Stouffer with weights sqrt(n)
+    one = [r.p / 2 if r.mean_diff > 0 else 1 - r.p / 2 for r in results]
+    z, _ = stats.combine_pvalues(one, method="stouffer", weights=np.sqrt([8, 12]))
+    assert m.z == pytest.approx(z) and m.p == pytest.approx(2 * stats.norm.sf(abs(z)))
+    w = np.sqrt([8, 12])
+    assert m.smd == pytest.approx(np.sum(w * [r.smd for r in results]) / w.sum())
+    opposite = meta_analysis([results[0], paired_test(*reversed_pair(rng, 8))])
+    assert opposite.p > m.p  # a dataset pointing the other way weakens the combined evidence
+    with pytest.raises(ConfigError, match="at least 2 datasets"):
+        meta_analysis(results[:1])
+
+
+def reversed_pair(rng, n):
+    b = rng.uniform(0.5, 0.7, n)
+    return b, b + 0.03 + rng.normal(0, 0.04, n)  # B better than A

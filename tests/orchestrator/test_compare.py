@@ -46,6 +46,12 @@ def test_compare_two_loso_runs_prints_the_paired_table_and_logs_a_comparison_run
         folds = client.search_runs([client.get_run(run_id).info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
         scores.append(np.mean([f.data.metrics["test_accuracy"] for f in folds]))
     assert float(row.split()[3]) == pytest.approx(scores[0] - scores[1], abs=6e-4)
+    # the same runs chosen by experiment and filter (oldest first, as named above)
+    chosen = moodops("compare", "--experiment", "moodops", "--filter", "tags.`moodops.model` != 'dgcnn'", cwd=tmp_path)
+    assert chosen.returncode == 0, chosen.stderr
+    assert chosen.stdout.strip().splitlines()[1] == row
+    bad = moodops("compare", "--experiment", "moodops", "--filter", "tags.model = = 'x'", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("moodops: error: --filter")
     p = float(row.split()[-3])
     assert p >= 2 / 16  # 4 subjects: no exact two-sided p is smaller
     comparison = last.split()[2]
@@ -109,6 +115,13 @@ def test_compare_two_loso_runs_prints_the_paired_table_and_logs_a_comparison_run
     collapsed = df.groupby(["pipeline", "dataset", "subject"], sort=False).mean(numeric_only=True).reset_index()
     for run_id, pipeline, mean in zip(ids, ("linear/default", "svm/default"), scores):
         assert collapsed[collapsed.pipeline == pipeline]["score"].mean() == pytest.approx(mean, abs=1e-12)
+    # MOABB itself reads it: its per-dataset statistics pair the same subjects and give the same effect size
+    from moabb.analysis.meta_analysis import compute_dataset_statistics
+
+    stats = compute_dataset_statistics(df)
+    (moabb_row,) = stats[(stats.pipe1 == "linear/default") & (stats.pipe2 == "svm/default")].to_dict("records")
+    assert moabb_row["dataset"] == "deap" and moabb_row["nsub"] == 4
+    assert moabb_row["smd"] == pytest.approx(float(row.split()[-1]), abs=6e-3)  # our d_z, printed to 2 decimals
     before = (tmp_path / "results.csv").read_bytes()
     again = moodops("export", ids[0], "--out", "results.csv", cwd=tmp_path)  # nothing overwritten unasked
     assert again.returncode == 2 and "results.csv: exists; pass --overwrite" in again.stderr
@@ -130,3 +143,95 @@ def test_runs_that_do_not_align_are_one_line_errors_naming_the_mismatch():
         align([_scores("a", [1, 2, 3]), _scores("b", [1, 2, 3], label="arousal")])
     with pytest.raises(ConfigError, match=r"only one of them has 4"):
         align([_scores("a", [1, 2, 3]), _scores("b", [1, 2, 3, 4])])
+
+
+def _run(run_id: str, name: str, dataset: str, scores) -> RunScores:
+    tags = {"moodops.dataset": dataset, "moodops.protocol": "loso", "moodops.label": "valence"}
+    return RunScores(run_id, name, tags, list(range(1, len(scores) + 1)), np.asarray(scores, float))
+
+
+def test_runs_of_several_datasets_are_compared_per_dataset_and_meta_analysed():
+    from moodops.orchestrator.compare import compare, meta_rows, to_markdown
+
+    rng = np.random.default_rng(0)
+    deap_b, seed_b = rng.uniform(0.5, 0.7, 10), rng.uniform(0.5, 0.7, 15)
+    runs = [_run("a1", "mood_reader/full", "deap", deap_b + 0.05 + rng.normal(0, 0.03, 10)),
+            _run("b1", "linear/default", "deap", deap_b),
+            _run("b2", "linear/default", "seed", seed_b),  # another order on the second dataset: pairs still match
+            _run("a2", "mood_reader/full", "seed", seed_b + 0.05 + rng.normal(0, 0.03, 15))]
+    rows = compare(runs)
+    assert [(r["dataset"], r["a"], r["b"]) for r in rows] == [("deap", "mood_reader/full", "linear/default"),
+                                                              ("seed", "mood_reader/full", "linear/default")]
+    (meta,) = meta_rows(rows)
+    assert meta["datasets"] == "deap,seed" and meta["n_subjects"] == 25 and meta["smd"] > 0
+    assert meta["p"] < min(r["p"] for r in rows)
+    assert "Meta-analysis across datasets" in to_markdown(rows, "accuracy", [meta])
+    with pytest.raises(ConfigError, match="deap has linear/default, mood_reader/full, seed has linear/default$"):
+        compare(runs[:3])
+    assert meta_rows(compare(runs[:2])) == []  # one dataset: no meta-analysis
+
+
+def test_a_pipelines_run_stages_are_selected_through_their_cached_origin(tmp_path):
+    """`compare --pipeline ID`: the run stages of a pipeline parent (a reused stage stands for the run it reuses);
+    pretraining stages and runs of other pipelines are left out."""
+    from mlflow import MlflowClient
+
+    from moodops.orchestrator.compare import select_runs
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("moodops-pipelines")
+    run_tags = {"moodops.protocol": "per-subject", "moodops.dataset": "seed-iv", "moodops.label": "emotion"}
+    earlier = client.create_run(exp, tags=run_tags).info.run_id  # a stage of an earlier invocation
+    parent = client.create_run(exp, tags={"moodops.kind": "pipeline"}).info.run_id
+    client.create_run(exp, tags={"mlflow.parentRunId": parent, "moodops.stage": "pretrain"})
+    fresh = client.create_run(exp, tags={"mlflow.parentRunId": parent, "moodops.stage": "t2-eeg", **run_tags})
+    client.create_run(exp, tags={"mlflow.parentRunId": parent, "moodops.stage": "t2-concat",
+                                 "moodops.cached_from": earlier})
+    other = client.create_run(exp, tags={"moodops.kind": "pipeline"}).info.run_id
+    client.create_run(exp, tags={"mlflow.parentRunId": other, **run_tags})
+    assert sorted(select_runs([], None, None, parent, uri)) == sorted([fresh.info.run_id, earlier])
+    with pytest.raises(ConfigError, match="not a pipeline run"):
+        select_runs([], None, None, earlier, uri)
+    with pytest.raises(ConfigError, match="--filter needs --experiment"):
+        select_runs([], None, "tags.x = 'y'", None, uri)
+    with pytest.raises(ConfigError, match="found 0 run"):
+        select_runs([], "moodops-pipelines", "tags.`moodops.dataset` = 'deap'", None, uri)
+
+
+def test_compare_on_two_datasets_prints_and_logs_the_meta_analysis(tmp_path):
+    """The command on runs of DEAP and SEED (fold runs written straight into a store): a table per dataset
+    pair, the meta-analysis line, and meta_analysis.csv in the comparison run."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("moodops", artifact_location=(tmp_path / "mlartifacts").as_uri())
+    rng = np.random.default_rng(1)
+    ids = []
+    for dataset, n in (("deap", 10), ("seed", 12)):
+        base = rng.uniform(0.5, 0.7, n)
+        for model, scores in (("mood_reader", base + 0.06 + rng.normal(0, 0.03, n)), ("linear", base)):
+            parent = client.create_run(exp, tags={"moodops.protocol": "loso", "moodops.dataset": dataset,
+                                                  "moodops.label": "valence", "moodops.model": model,
+                                                  "moodops.variant": "default"}).info.run_id
+            for subject, score in enumerate(scores, start=1):
+                fold = client.create_run(exp, tags={"mlflow.parentRunId": parent, "moodops.fold": f"subject-{subject:02d}",
+                                                    "moodops.test_subjects": str(subject)}).info.run_id
+                client.log_batch(fold, metrics=[Metric("test_accuracy", float(score), 0, 0)])
+                client.set_terminated(fold, "FINISHED")
+            client.set_terminated(parent, "FINISHED")
+            ids.append(parent)
+    proc = moodops("compare", *ids, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].split() == ["dataset", "A", "B", "n", "A-B", "test", "p", "p_holm", "d_z"]
+    assert [line.split()[:4] for line in lines[1:3]] == [["deap", "mood_reader/default", "linear/default", "10"],
+                                                        ["seed", "mood_reader/default", "linear/default", "12"]]
+    assert lines[3].startswith("meta-analysis over datasets")
+    meta = lines[5].split()
+    assert meta[:4] == ["mood_reader/default", "linear/default", "2", "22"] and float(meta[6]) < 0.01
+    comparison = lines[-1].split()[2]
+    assert {a.path for a in client.list_artifacts(comparison)} == {
+        "comparison.csv", "comparison.md", "meta_analysis.csv", "paired_subjects.png", "effect_sizes.png"}
+    assert client.get_run(comparison).data.tags["moodops.dataset"] == "deap,seed"

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from _ray_cluster import moodops_env
+from moodops.orchestrator.paper_report import SYNTHETIC_WARNING
 from moodops.components.datasets.eegmmidb.synthetic_eegmmidb import write_synthetic_eegmmidb
 
 MOODOPS = str(Path(sys.executable).with_name("moodops"))
@@ -144,6 +145,8 @@ stages:
     config: {{protocol: split, dataset: seed, synthetic: true, synthetic_subjects: 2, synthetic_seconds: 12,
              model: mood_reader, variant: stib_enc_cf, encoder: "${{pretrain.encoder}}", encoder_channels: by-name,
              epochs: {fine_epochs}}}
+paper: {{source: "Tiny et al. 2026, Table 1", metric: accuracy,
+        stages: {{finetune: {{mean: 80.0, std: 5.0, row: "Mood Reader, trial 8:2"}}}}}}
 """
 
 
@@ -156,13 +159,31 @@ def test_pipeline_reuses_unchanged_stages(corpus, tmp_path):
         out = tmp_path / "out.json"
         proc = moodops("pipeline", "run", str(spec), "--output-json", str(out), cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
+        last_stdout[:] = [proc.stdout]
         return {s["name"]: s for s in json.loads(out.read_text())["stages"]}
+
+    last_stdout: list[str] = []
 
     first = run(1, 1)
     assert not first["pretrain"]["cached"] and not first["finetune"]["cached"]
+    # The pipeline ends with the paper's value beside this run's: the stage ran on synthetic data, which
+    # the report says first; a split has no spread over subjects, so "inside" cannot be judged.
+    client, _ = client_for(tmp_path)
+    ours = 100 * client.get_run(first["finetune"]["run_id"]).data.metrics["test_accuracy_mean"]
+    lines = last_stdout[0].splitlines()
+    start = lines.index(SYNTHETIC_WARNING)
+    assert lines[start + 1] == "paper vs this run (accuracy %, Tiny et al. 2026, Table 1):"
+    assert lines[start + 3].split() == ["finetune", "80.00", "±", "5.00", f"{ours:.2f}", f"{ours - 80:+.2f}", "n/a",
+                                        "(no", "spread)"]
+    pipeline_parent = client.get_run(first["finetune"]["run_id"]).data.tags["mlflow.parentRunId"]
+    md = client.download_artifacts(pipeline_parent, "paper_comparison.md", str(tmp_path))
+    assert Path(md).read_text().splitlines()[0] == SYNTHETIC_WARNING
+    table = Path(client.download_artifacts(pipeline_parent, "paper_comparison.csv", str(tmp_path))).read_text()
+    assert table.splitlines()[1].startswith("finetune,\"Mood Reader, trial 8:2\",80.0,5.0,")
     assert first["pretrain"]["encoder"] == "models:/moodops-mbsm/1"
     again = run(1, 1)
     assert again["pretrain"]["cached"] and again["finetune"]["cached"]
+    assert f"{ours:.2f}" in last_stdout[0].split(SYNTHETIC_WARNING)[1]  # reused stages keep their row
     assert again["finetune"]["run_id"] == first["finetune"]["run_id"]
     fine_changed = run(1, 2)
     assert fine_changed["pretrain"]["cached"] and not fine_changed["finetune"]["cached"]

@@ -1,0 +1,97 @@
+"""The paper-vs-run table that ends `moodops pipeline run PRESET`.
+
+A preset's ``paper:`` block gives, per stage, the value the paper reports (``mean``
+and ``std`` in %, ``std`` null where the paper prints no spread) and the table row
+it comes from. For every stage with such an entry the report sets this run's mean
+and spread beside it: the difference (this run − paper, in percentage points),
+and whether the paper's mean lies inside this run's mean ± std. The spread of a
+run is the population std over its test subjects (or subject groups); a single
+split has no spread, so "inside" cannot be judged there and says so. The papers'
+± are not all the same thing either (over subjects, over subjects and sessions,
+or over repeated runs), so the report prints what each side's ± is. When any
+stage ran on synthetic data the report's first line says the numbers are not
+comparable with the paper's.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+SYNTHETIC_WARNING = ("These numbers come from synthetic data: they exercise the protocol and are not comparable "
+                     "with the paper's.")
+COLUMNS = ("stage", "paper_row", "paper_mean", "paper_std", "run_mean", "run_std", "run_spread", "difference",
+           "paper_inside_run_spread")
+
+
+def paper_rows(paper: dict[str, Any], outcomes: list, synthetic: dict[str, bool]) -> list[dict[str, Any]]:
+    """One row per stage the paper reports a value for and this pipeline ran (or reused); values in %."""
+    metric = paper.get("metric", "accuracy")
+    rows = []
+    for o in outcomes:
+        reported = paper.get("stages", {}).get(o.name)
+        mean = o.metrics.get(f"test_{metric}_mean")
+        if not reported or mean is None:
+            continue
+        groups = int(o.metrics.get("n_subject_groups", 1))
+        std = 100 * o.metrics.get(f"test_{metric}_std", 0.0) if groups > 1 else None
+        run_mean = 100 * mean
+        diff = run_mean - reported["mean"]
+        inside = None if std is None else bool(abs(diff) <= std)
+        rows.append({
+            "stage": o.name, "paper_row": reported.get("row", ""), "paper_mean": reported["mean"],
+            "paper_std": reported.get("std"), "run_mean": run_mean, "run_std": std,
+            "run_spread": f"std over {groups} test subjects" if std is not None else "one split: no spread",
+            "difference": diff, "paper_inside_run_spread": inside, "synthetic": synthetic.get(o.name, False),
+        })
+    return rows
+
+
+def _pm(mean: float, std: float | None) -> str:
+    return f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+
+
+def _inside(value: bool | None) -> str:
+    return "n/a (no spread)" if value is None else ("yes" if value else "no")
+
+
+def to_markdown(rows: list[dict[str, Any]], paper: dict[str, Any]) -> str:
+    metric = paper.get("metric", "accuracy")
+    lines = []
+    if any(r["synthetic"] for r in rows):
+        lines += [SYNTHETIC_WARNING, ""]
+    lines += [f"Paper: {paper.get('source', '')}; {metric} in %. The paper's ± is its own (see its table); this "
+              "run's ± is the population std over test subjects.", "",
+              f"| stage | paper row | paper | this run | this run − paper | paper inside this run's ± |",
+              "| --- | --- | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        lines.append(f"| {r['stage']} | {r['paper_row']} | {_pm(r['paper_mean'], r['paper_std'])} | "
+                     f"{_pm(r['run_mean'], r['run_std'])} | {r['difference']:+.2f} | "
+                     f"{_inside(r['paper_inside_run_spread'])} |")
+    others = paper.get("rows") or []
+    if others:
+        lines += ["", "The paper's other rows (no stage here): " + "; ".join(
+            f"{o['method']} {_pm(o['mean'], o.get('std')) if o.get('mean') is not None else '–'}" for o in others)]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=[*COLUMNS, "synthetic"], lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    return out.getvalue()
+
+
+def to_terminal(rows: list[dict[str, Any]], paper: dict[str, Any]) -> list[str]:
+    """The table as terminal lines (the warning first on synthetic data)."""
+    lines = [SYNTHETIC_WARNING] if any(r["synthetic"] for r in rows) else []
+    lines.append(f"paper vs this run ({paper.get('metric', 'accuracy')} %, {paper.get('source', '')}):")
+    width = max([len(r["stage"]) for r in rows] + [5])
+    lines.append(f"  {'stage':<{width}}  {'paper':>14}  {'this run':>14}  {'diff':>7}  paper inside run ±")
+    for r in rows:
+        lines.append(f"  {r['stage']:<{width}}  {_pm(r['paper_mean'], r['paper_std']):>14}  "
+                     f"{_pm(r['run_mean'], r['run_std']):>14}  {r['difference']:>+7.2f}  "
+                     f"{_inside(r['paper_inside_run_spread'])}")
+    return lines
