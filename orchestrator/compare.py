@@ -229,6 +229,18 @@ def plot_forest(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def store_client(tracking_uri: str | None):
+    """An MlflowClient on an existing store (default ./mlflow.db); a missing SQLite file is a one-line error."""
+    from mlflow import MlflowClient
+
+    from moodops.orchestrator.tracking import default_tracking_uri
+
+    uri = tracking_uri or default_tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise ConfigError(f"{uri[len('sqlite:///'):]}: no tracking store here (pass --tracking-uri)")
+    return MlflowClient(tracking_uri=uri)
+
+
 def select_runs(run_ids: list[str], experiment: str | None, filter_string: str | None, pipeline: str | None,
                 tracking_uri: str | None) -> list[str]:
     """The parent run ids to compare: those named, plus the FINISHED moodops runs of ``experiment`` that
@@ -237,14 +249,8 @@ def select_runs(run_ids: list[str], experiment: str | None, filter_string: str |
         raise ConfigError("--filter needs --experiment NAME: the experiment to search")
     if not (experiment or pipeline):
         return list(run_ids)
-    from mlflow import MlflowClient
-
-    from moodops.orchestrator.tracking import default_tracking_uri
-
-    uri = tracking_uri or default_tracking_uri()
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-        raise ConfigError(f"{uri[len('sqlite:///'):]}: no tracking store here (pass --tracking-uri)")
-    client = MlflowClient(tracking_uri=uri)
+    client = store_client(tracking_uri)
+    uri = client.tracking_uri
     ids = list(run_ids)
     if experiment:
         exp = client.get_experiment_by_name(experiment)
@@ -282,17 +288,12 @@ def run_compare(run_ids: list[str], tracking_uri: str | None, metric: str = "acc
     """Load, align and compare ``run_ids``; log a comparison run (tags naming the runs, the table as csv/md and
     both figures; with several datasets the meta-analysis too). Returns the rows, the comparison run id, the
     loaded runs and the meta-analysis rows."""
-    from mlflow import MlflowClient
+    from moodops.orchestrator.tracking import DEFAULT_ARTIFACTS, ensure_experiment
 
-    from moodops.orchestrator.tracking import DEFAULT_ARTIFACTS, default_tracking_uri, ensure_experiment
-
-    uri = tracking_uri or default_tracking_uri()
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-        raise ConfigError(f"{uri[len('sqlite:///'):]}: no tracking store here (pass --tracking-uri)")
+    client = store_client(tracking_uri)
     repeated = sorted({r for r in run_ids if run_ids.count(r) > 1})
     if repeated:
         raise ConfigError(f"run {repeated[0]} is named twice; compare different runs")
-    client = MlflowClient(tracking_uri=uri)
     runs = [load_scores(client, run_id, metric) for run_id in run_ids]
     if len(dataset_groups(runs)) == 1:  # two runs of one pipeline (other settings, seeds): tell them apart
         names = [r.name for r in runs]

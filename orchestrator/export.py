@@ -136,9 +136,7 @@ def to_fold_csv(per_run: list[list[dict]]) -> str:
 def run_export(run_ids: list[str], out: str, fmt: str = "moabb", tracking_uri: str | None = None,
                metric: str = "accuracy", overwrite: bool = False) -> tuple[Path, int]:
     """Write the export of ``run_ids`` to ``out`` atomically; returns (path, rows written)."""
-    from mlflow import MlflowClient
-
-    from moodops.orchestrator.tracking import default_tracking_uri
+    from moodops.orchestrator.compare import fold_runs, store_client
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt}: unknown; choose one of {', '.join(FORMATS)}")
@@ -150,10 +148,7 @@ def run_export(run_ids: list[str], out: str, fmt: str = "moabb", tracking_uri: s
     repeated = sorted({r for r in run_ids if run_ids.count(r) > 1})
     if repeated:
         raise ConfigError(f"run {repeated[0]} is named twice")
-    uri = tracking_uri or default_tracking_uri()
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-        raise ConfigError(f"{uri[len('sqlite:///'):]}: no tracking store here (pass --tracking-uri)")
-    client = MlflowClient(tracking_uri=uri)
+    client = store_client(tracking_uri)
     per_run = [fold_records(client, run_id, metric) for run_id in run_ids]
     text = to_moabb(per_run) if fmt == "moabb" else to_fold_csv(per_run)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
