@@ -98,8 +98,9 @@ class _CliReporter:
         self._clear()
         subjects = ",".join(map(str, result.test_subjects))
         subjects = subjects if len(subjects) <= 20 else f"{len(result.test_subjects)} subjects"
+        f1 = f"F1 {result.metrics['f1']:.3f}  " if "f1" in result.metrics else ""  # binary targets only
         _err(f"  {fold.name:<14} test {subjects:<8} accuracy {result.metrics['accuracy']:.3f}  "
-             f"macro-F1 {result.metrics['macro_f1']:.3f}  ({result.timing['total_s']:.1f} s, {result.device})")
+             f"macro-F1 {result.metrics['macro_f1']:.3f}  {f1}({result.timing['total_s']:.1f} s, {result.device})")
 
 
 def _print_repeats(cfg, seed_list: list[int]) -> None:
@@ -114,6 +115,8 @@ def _print_repeats(cfg, seed_list: list[int]) -> None:
                f"{len(seed_list)} seeds × {n_folds} fold(s) in {_duration(summary.wall_s)}")
     typer.echo(f"accuracy {spread_line(agg)}   (chance {summary.chance:.3f})")
     typer.echo(f"macro-F1 {spread_line(agg, 'macro_f1')}")
+    if "test_f1_mean" in agg:  # binary targets: the positive ("high") class's F1
+        typer.echo(f"F1 (positive class) {spread_line(agg, 'f1')}")
     typer.echo("(± over subjects: population std of each subject's score averaged over the seeds; "
                "± over seeds: population std of the seeds' means)")
     for r in summary.seed_runs:
@@ -201,9 +204,10 @@ def run(
     typer.echo(f"{cfg.protocol} · {cfg.dataset} · {summary.label} · {cfg.model} ({summary.variant}): "
                f"{int(agg['n_folds'])} fold(s) "
                f"in {_duration(summary.wall_s)}")
-    typer.echo(f"accuracy {agg['test_accuracy_mean']:.3f} ± {agg['test_accuracy_std']:.3f}   "
-               f"macro-F1 {agg['test_macro_f1_mean']:.3f} ± {agg['test_macro_f1_std']:.3f}   "
-               f"(chance {summary.chance:.3f})")
+    from moodops.orchestrator.report import summary_metrics_line
+
+    # accuracy, macro-F1 and, on a binary target, the positive class's F1 (what binary DEAP papers call F1)
+    typer.echo(f"{summary_metrics_line(agg, sep='   ')}   (chance {summary.chance:.3f})")
     typer.echo(f"leakage audit: {summary.leakage:.1%} of test samples share a trial with training samples")
     if summary.fold_notes:
         typer.echo(f"validation: {len(summary.fold_notes)} fold(s) without a stratified validation part "
@@ -340,7 +344,8 @@ def tune(
     for r in summary.studies:
         typer.echo(f"study {r.name}: {r.n_complete} complete, {r.n_pruned} pruned, {r.n_failed} failed; best inner "
                    f"{r.best_value:.3f}; outer test ({','.join(map(str, r.outer_test_subjects))}) accuracy "
-                   f"{r.outer_metrics['accuracy']:.3f}")
+                   f"{r.outer_metrics['accuracy']:.3f}"
+                   + (f", F1 (positive class) {r.outer_metrics['f1']:.3f}" if "f1" in r.outer_metrics else ""))
     typer.echo(f"outer accuracy {summary.outer_accuracy_mean:.3f} ± {summary.outer_accuracy_std:.3f} over "
                f"{len(summary.studies)} outer fold(s) (test subjects never seen while tuning)")
     typer.echo("best parameters: " + ", ".join(f"{k}={v}" for k, v in summary.best_params.items()))
@@ -360,12 +365,13 @@ def pipeline_run(
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "moodops-pipelines",
     force: Annotated[bool, typer.Option("--force", help="Run every stage even when a cached result exists.")] = False,
     output_json: Annotated[Optional[Path], typer.Option(help="Write each stage's key, run id, reuse and metrics here.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="A RunConfig key as KEY=VALUE for every run stage, e.g. epochs=2 for a quick try of a preset (repeatable).")] = None,
 ) -> None:
     """Run a pipeline's stages in order; unchanged stages are reused from the tracking store."""
     import dataclasses
 
     from moodops.components.errors import ConfigError
-    from moodops.orchestrator.pipeline import load_spec, run_pipeline
+    from moodops.orchestrator.pipeline import load_spec, run_pipeline, with_overrides
     from moodops.orchestrator.run import write_json_atomic
 
     roots = {}
@@ -376,14 +382,20 @@ def pipeline_run(
         roots[name.strip()] = folder.strip()
     if synthetic and roots:
         raise ConfigError("--root and --synthetic exclude each other")
-    parsed = load_spec(spec)
+    overrides: dict = {}
+    _apply_set(overrides, set_)
+    parsed = with_overrides(load_spec(spec), overrides)
+    if overrides:
+        typer.echo("every run stage with " + ", ".join(f"{k}={v}" for k, v in overrides.items()), err=True)
     parent, outcomes = run_pipeline(parsed, synthetic, roots, tracking_uri, experiment, force, _CliReporter())
     typer.echo("")
     typer.echo(f"pipeline {parsed.name}: {len(outcomes)} stage(s), MLflow parent run {parent}")
+    width = max([18, *(len(o.name) for o in outcomes)])
     for o in outcomes:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in o.metrics.items()
-                          if k in ("test_accuracy_mean", "test_accuracy_std", "train_loss", "val_loss"))
-        typer.echo(f"  {o.name:<18} {'reused' if o.cached else 'ran   '} run {o.run_id}  {shown}"
+                          if k in ("test_accuracy_mean", "test_accuracy_std", "test_f1_mean", "train_loss",
+                                   "val_loss"))
+        typer.echo(f"  {o.name:<{width}} {'reused' if o.cached else 'ran   '} run {o.run_id}  {shown}"
                    + (f"  encoder {o.encoder}" if o.encoder else ""))
     from moodops.orchestrator.pipeline import paper_report
 
@@ -466,7 +478,7 @@ def _table(rows: list[dict]) -> str:
 def compare(
     runs: Annotated[Optional[list[str]], typer.Argument(help="Parent run ids (two or more) of runs over the same subjects.")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: ./mlflow.db).")] = None,
-    metric: Annotated[str, typer.Option(help="Fold metric to compare (test_<metric> of each fold run).")] = "accuracy",
+    metric: Annotated[str, typer.Option(help="Fold metric to compare (test_<metric> of each fold run): accuracy, macro_f1, or f1 (the positive class's F1; binary targets only).")] = "accuracy",
     experiment: Annotated[Optional[str], typer.Option(help="Compare the finished moodops runs of this experiment (with --filter to choose).")] = None,
     filter_: Annotated[Optional[str], typer.Option("--filter", help="MLflow search filter for --experiment, e.g. \"tags.`moodops.model` = 'linear'\".")] = None,
     pipeline: Annotated[Optional[str], typer.Option(help="Compare the run stages of this pipeline parent run (`moodops pipeline run`).")] = None,
@@ -474,13 +486,19 @@ def compare(
     """Paired statistics across runs: per pair the mean difference, an exact sign-flip permutation test
     (<= 20 subjects) or Wilcoxon, d_z and Holm-corrected p; with runs of several datasets, Stouffer's
     meta-analysis; logged as a comparison run with figures."""
+    import numpy as np
+
     from moodops.orchestrator.compare import run_compare, select_runs
 
     ids = select_runs(runs or [], experiment, filter_, pipeline, tracking_uri)
     rows, run_id, loaded, meta = run_compare(ids, tracking_uri, metric)
     for r in loaded:
+        undefined = int(np.isnan(r.scores).sum())
         _err(f"· {r.run_id}  {r.name} ({r.tags.get('moodops.dataset')}): {len(r.subjects)} subjects, {metric} "
-             f"{r.scores.mean():.3f} ± {r.scores.std():.3f} (std over subjects, as the run's summary)")
+             f"{np.nanmean(r.scores) if undefined < len(r.scores) else float('nan'):.3f} ± "
+             f"{np.nanstd(r.scores) if undefined < len(r.scores) else float('nan'):.3f} (std over subjects, as "
+             "the run's summary" + (f"; undefined for {undefined} subject(s), left out of the pairs" if undefined
+                                   else "") + ")")
     several = len({r["dataset"] for r in rows}) > 1
     typer.echo(_table([{**({"dataset": r["dataset"]} if several else {}), "A": r["a"], "B": r["b"],
                         "n": r["n_subjects"], "A-B": f"{r['mean_diff']:+.3f}", "test": r["test"],
@@ -509,7 +527,7 @@ def export(
                                                       "session; csv: one row per fold with every test metric.")]
     = ExportFormat.moabb,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: ./mlflow.db).")] = None,
-    metric: Annotated[str, typer.Option(help="Fold metric in MOABB's score column (test_<metric>).")] = "accuracy",
+    metric: Annotated[str, typer.Option(help="Fold metric in MOABB's score column (test_<metric>): accuracy, macro_f1, or f1 (the positive class's F1; binary targets only).")] = "accuracy",
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Per-subject results of runs as MOABB's results table (score, time, samples, subject, session, channels,

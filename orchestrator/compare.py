@@ -5,6 +5,12 @@ subject (a subject's folds, e.g. its sessions, are averaged). Runs are compared
 only when they share dataset, protocol, label and subjects; every pair gets the
 mean difference, a paired test (:mod:`moodops.components.stats`), the
 standardised mean difference and a Holm-corrected p-value across pairs.
+
+``--metric`` names the fold metric ``test_<metric>``: ``accuracy``, ``macro_f1``,
+or ``f1`` (the positive class's F1), which only binary targets have; asking a
+multi-class run for ``f1`` is a one-line error. A subject whose score is
+undefined (NaN: its folds' ``f1`` with no positive sample, none predicted) is
+left out of the pairs it is in, and each row's ``n`` says how many were paired.
 """
 from __future__ import annotations
 
@@ -42,6 +48,28 @@ def fold_runs(client, run) -> list:
     return [fold for seed_run in children(run.info.run_id) for fold in children(seed_run.info.run_id)]
 
 
+#: Fold metrics only binary targets have (:func:`moodops.components.metrics.classification_metrics`).
+BINARY_ONLY = ("f1",)
+
+
+def missing_metric_error(run_id: str, tags: dict[str, str], metric: str, folds: list) -> ConfigError:
+    """The one-line error for a parent run none of whose finished folds has ``test_<metric>``; for ``f1`` on a
+    run whose folds have the other metrics, it says the target is not binary."""
+    finished = [f for f in folds if f.info.status == "FINISHED"]
+    if metric in BINARY_ONLY and any("test_accuracy" in f.data.metrics for f in finished):
+        return ConfigError(f"run {run_id}: its folds have no test_{metric}: {metric} (the positive class's F1) "
+                           f"exists only for binary targets, and label '{tags.get('moodops.label', '?')}' of "
+                           f"{tags.get('moodops.dataset', '?')} is not binary (use --metric macro_f1)")
+    return ConfigError(f"run {run_id}: no finished fold with metric test_{metric}")
+
+
+def _subject_score(values: list[float]) -> float:
+    """Mean of a subject's folds, over those whose score is defined (NaN when none is)."""
+    values = np.asarray(values, float)
+    defined = values[~np.isnan(values)]
+    return float(np.mean(defined)) if len(defined) else float("nan")
+
+
 def load_scores(client, run_id: str, metric: str = "accuracy") -> RunScores:
     """Per-subject scores of a parent run from its FINISHED fold runs (single-subject test parts only). A
     repeats parent gives the seed-averaged scores: a subject's folds of every seed, averaged (each seed
@@ -66,10 +94,10 @@ def load_scores(client, run_id: str, metric: str = "accuracy") -> RunScores:
                               "subject (loso, per-subject or cross-session runs)")
         per_subject.setdefault(int(subjects[0]), []).append(fold.data.metrics[key])
     if not per_subject:
-        raise ConfigError(f"run {run_id}: no finished fold with metric test_{metric}")
+        raise missing_metric_error(run_id, tags, metric, folds)
     subjects = sorted(per_subject)
     name = "/".join(v for v in (tags.get("moodops.model"), tags.get("moodops.variant")) if v) or run.info.run_name
-    return RunScores(run_id, name, dict(tags), subjects, np.array([np.mean(per_subject[s]) for s in subjects]))
+    return RunScores(run_id, name, dict(tags), subjects, np.array([_subject_score(per_subject[s]) for s in subjects]))
 
 
 def align(runs: list[RunScores]) -> None:
@@ -122,7 +150,11 @@ def compare(runs: list[RunScores]) -> list[dict]:
         align(group)
         group = sorted(group, key=lambda r: order.index(r.name)) if len(groups) > 1 else group
         for a, b in itertools.combinations(group, 2):
-            r = paired_test(a.scores, b.scores)
+            defined = ~(np.isnan(a.scores) | np.isnan(b.scores))  # a subject undefined in either is left out
+            if defined.sum() < 2:
+                raise ConfigError(f"runs {a.run_id} and {b.run_id}: {int(defined.sum())} subject(s) with a defined "
+                                  "score in both; a paired test needs at least 2")
+            r = paired_test(a.scores[defined], b.scores[defined])
             rows.append({"dataset": dataset, "a": a.name, "b": b.name, "run_a": a.run_id, "run_b": b.run_id,
                          "n_subjects": r.n, "mean_a": r.mean_a, "mean_b": r.mean_b, "mean_diff": r.mean_diff,
                          "test": r.test, "p": r.p, "smd": r.smd})
@@ -194,7 +226,9 @@ def plot_paired(runs: list[RunScores], path: Path, metric: str) -> None:
         matrix = np.stack([r.scores for r in group])  # (runs, subjects)
         for k in range(len(group[0].subjects)):
             ax.plot(x, matrix[:, k], "-o", color="0.6", lw=0.8, ms=4)
-        ax.plot(x, matrix.mean(axis=1), "s", color="C3", ms=9, label="mean over subjects")
+        defined = ~np.isnan(matrix)
+        means = np.where(defined.any(axis=1), np.nansum(matrix, axis=1) / np.maximum(defined.sum(axis=1), 1), np.nan)
+        ax.plot(x, means, "s", color="C3", ms=9, label="mean over subjects")
         ax.set_xticks(x, [r.name for r in group], rotation=20, ha="right")
         ax.set_title(f"{dataset}: {len(group[0].subjects)} subjects, paired", fontsize=10)
         ax.legend(loc="best", fontsize=8)

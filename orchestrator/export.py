@@ -8,7 +8,9 @@ dataset); its statistics start from ``collapse_session_scores``, the mean score
 per (pipeline, dataset, subject). ``--format moabb`` writes exactly those
 columns, one row per fold of a subject-level protocol:
 
-- ``score``: the fold's ``test_<metric>`` (accuracy by default);
+- ``score``: the fold's ``test_<metric>`` (accuracy by default; ``f1``, the
+  positive class's F1, for binary targets only: a multi-class run asked for it
+  is a one-line error; a fold whose F1 is undefined writes ``nan``);
 - ``time``: the fold's wall time in seconds (``time_total_s``: training and test);
 - ``samples``: its training samples (``n_train``);
 - ``subject``: the test subject; ``session``: the test session for
@@ -67,7 +69,7 @@ def fold_records(client, run_id: str, metric: str = "accuracy") -> list[dict]:
     """One record per FINISHED fold of parent run ``run_id``: its subject, session, score, time, size and tags."""
     run = _parent(client, run_id)
     tags, params = run.data.tags, run.data.params
-    from moodops.orchestrator.compare import fold_runs
+    from moodops.orchestrator.compare import fold_runs, missing_metric_error
 
     folds = fold_runs(client, run)  # a repeats parent: every seed's folds (MOABB's collapse averages them)
     owners: dict = {}
@@ -97,7 +99,7 @@ def fold_records(client, run_id: str, metric: str = "accuracy") -> list[dict]:
             "metrics": {k[len("test_"):]: v for k, v in sorted(m.items()) if k.startswith("test_")},
         })
     if not records:
-        raise ConfigError(f"run {run_id}: no finished fold with metric test_{metric}")
+        raise missing_metric_error(run_id, tags, metric, folds)
     return sorted(records, key=lambda r: (int(r["subject"]), r["session"], str(r["seed"])))
 
 

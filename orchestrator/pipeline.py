@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from moodops.components.errors import ConfigError, invalid_choice
+from moodops.orchestrator.paper_report import PAPER_METRICS, paper_entries
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +105,11 @@ def load_spec(spec: str | Path) -> Spec:
     data = read_yaml(path, "pipeline spec")
     if not isinstance(data, dict) or not isinstance(data.get("stages"), list) or not data["stages"]:
         raise ConfigError(f"{path}: a pipeline spec is a mapping with a non-empty 'stages' list")
-    unknown = sorted(set(data) - {"name", "description", "stages", "paper"})
+    # ``x-…`` keys hold YAML anchors for the stages to share (as in Compose files) and are otherwise ignored
+    unknown = sorted(k for k in set(data) - {"name", "description", "stages", "paper"} if not str(k).startswith("x-"))
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level key '{unknown[0]}' (name, description, stages, paper)")
+        raise ConfigError(f"{path}: unknown top-level key '{unknown[0]}' (name, description, stages, paper, "
+                          "or x-NAME for shared YAML anchors)")
     stages: list[Stage] = []
     for i, raw in enumerate(data["stages"], start=1):
         where = f"{path}: stage {i}"
@@ -148,6 +151,23 @@ def load_spec(spec: str | Path) -> Spec:
     return Spec(str(data.get("name") or path.stem), str(data.get("description") or ""), stages, path, paper)
 
 
+def with_overrides(spec: Spec, overrides: dict[str, Any]) -> Spec:
+    """The spec with ``overrides`` (RunConfig keys, e.g. from ``pipeline run --set epochs=2``) set in every
+    ``run`` stage's config, each stage validated again (an unknown key or bad value is one line naming the
+    stage). Pretraining stages are left as they are; the overrides are part of each run stage's config, so
+    an overridden stage never reuses a result of the preset as written."""
+    if not overrides:
+        return spec
+    stages = []
+    for i, stage in enumerate(spec.stages, start=1):
+        if stage.kind == "run":
+            stage = dataclasses.replace(stage, config={**stage.config, **overrides})
+            _validate(stage, {k: "models:/placeholder/1" for k in stage.refs},
+                      f"--set, stage {i} ({stage.name})", synthetic=None)
+        stages.append(stage)
+    return dataclasses.replace(spec, stages=stages)
+
+
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where} must be a number, got {value!r}")
@@ -156,7 +176,9 @@ def _number(value: Any, where: str) -> float:
 
 def _paper_block(block: Any, path: Path, stage_names: set[str]) -> dict[str, Any]:
     """Validate a spec's ``paper:`` block: ``source`` and ``metric`` strings, ``stages`` mapping stage
-    names of this spec to ``{mean, std, row}`` (in %), ``rows`` a list of ``{method, mean, std}``."""
+    names of this spec to ``{mean, std, row}`` (in %, of the block's ``metric``) or to a list of
+    ``{metric, mean, std, row}`` where the paper reports several metrics for a stage (DFCN: ACC and F1),
+    ``rows`` a list of ``{method, mean, std}``."""
     if block is None:
         return {}
     where = f"{path}: paper"
@@ -170,14 +192,25 @@ def _paper_block(block: Any, path: Path, stage_names: set[str]) -> dict[str, Any
     stages = block.get("stages") or {}
     if not isinstance(stages, dict):
         raise ConfigError(f"{where}.stages: must map stage names to {{mean, std, row}}")
-    for name, entry in stages.items():
+    for name, value in stages.items():
         if name not in stage_names:
             raise ConfigError(f"{where}.stages: '{name}' is not a stage of this spec")
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{where}.stages.{name}: must be a mapping with mean, std and row")
-        _number(entry.get("mean"), f"{where}.stages.{name}.mean")
-        if entry.get("std") is not None:  # some tables print no spread (MV-SSTMA's Table 4)
-            _number(entry["std"], f"{where}.stages.{name}.std")
+        entries = value if isinstance(value, list) else [value]
+        if not entries:
+            raise ConfigError(f"{where}.stages.{name}: an empty list; give {{mean, std, row}} or a list of them")
+        for k, entry in enumerate(entries, start=1):
+            at = f"{where}.stages.{name}" + (f"[{k}]" if isinstance(value, list) else "")
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{at}: must be a mapping with mean, std and row (or a list of such mappings, "
+                                  "each with its metric)")
+            unknown = sorted(set(entry) - {"mean", "std", "row", "metric"})
+            if unknown:
+                raise ConfigError(f"{at}: unknown key '{unknown[0]}' (mean, std, row, metric)")
+            if entry.get("metric") is not None and entry["metric"] not in PAPER_METRICS:
+                raise ConfigError(f"{at}.metric: {invalid_choice('metric', entry['metric'], PAPER_METRICS)}")
+            _number(entry.get("mean"), f"{at}.mean")
+            if entry.get("std") is not None:  # some tables print no spread (MV-SSTMA's Table 4)
+                _number(entry["std"], f"{at}.std")
     rows = block.get("rows") or []
     if not isinstance(rows, list):
         raise ConfigError(f"{where}.rows: must be a list of {{method, mean, std}}")
@@ -338,10 +371,13 @@ def run_pipeline(spec: Spec, synthetic: bool = False, roots: dict[str, str] | No
                 summary = run_experiment(job, reporter, tags=tags)
                 outcomes.append(StageOutcome(stage.name, stage.kind, key, False, summary.parent_run_id, None,
                                              dict(summary.aggregate)))
-                reported = spec.paper.get("stages", {}).get(stage.name)
-                if reported:
-                    metric = spec.paper["metric"]
+                for reported in paper_entries(spec.paper, stage.name):
+                    metric = reported["metric"]
                     ours = summary.aggregate.get(f"test_{metric}_mean")
+                    if ours is None:
+                        reporter.status(f"stage {stage.name}: the paper reports {metric}, which this run does not "
+                                        "have")
+                        continue
                     value = (f"{100 * ours:.2f} ± {100 * summary.aggregate[f'test_{metric}_std']:.2f} %"
                              if summary.aggregate.get("n_subject_groups", 1) > 1
                              else f"{100 * ours:.2f} % (one split: no spread)")

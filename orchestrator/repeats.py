@@ -16,6 +16,11 @@ Two spreads are reported, and each ± says which it is:
   — how much the number moves when only the seed changes.
 
 A single split has one test group: no spread over subjects, only over seeds.
+
+The metrics are accuracy and macro-F1, and on a binary target the positive
+class's F1 (``f1``). An undefined score (NaN: ``f1`` of a test part without a
+positive sample, none predicted) is left out of every mean it would enter and
+counted in ``test_<metric>_n_undefined``, as a run's own summary does.
 """
 from __future__ import annotations
 
@@ -31,7 +36,8 @@ import numpy as np
 
 from moodops.components.errors import ConfigError
 
-METRICS = ("accuracy", "macro_f1")
+#: Summarised when every fold of every seed has them (``f1``: binary targets only).
+METRICS = ("accuracy", "macro_f1", "f1")
 
 
 @dataclass
@@ -77,7 +83,22 @@ def _group_scores(folds: list[dict[str, Any]], metric: str) -> dict[str, float]:
     groups: dict[str, list[float]] = {}
     for f in folds:
         groups.setdefault(",".join(map(str, f["test_subjects"])), []).append(f[metric])
-    return {k: float(np.mean(v)) for k, v in groups.items()}
+    return {k: _nanmean(np.asarray(v, float)) for k, v in groups.items()}
+
+
+def _nanmean(values: np.ndarray, axis: int | None = None):
+    """``np.mean`` when every value is defined (bit for bit); else the mean of the defined ones (NaN if none)."""
+    if not np.isnan(values).any():
+        return values.mean(axis=axis) if axis is not None else float(values.mean())
+    defined = ~np.isnan(values)
+    count = defined.sum(axis=axis)
+    mean = np.where(count > 0, np.nansum(values, axis=axis) / np.maximum(count, 1), np.nan)
+    return mean if axis is not None else float(mean)
+
+
+def _nanstd(values: np.ndarray) -> float:
+    defined = values[~np.isnan(values)]
+    return float(defined.std()) if len(defined) else float("nan")
 
 
 def combine(per_seed_folds: list[list[dict[str, Any]]]) -> tuple[dict[str, float], dict[str, dict[str, list[float]]],
@@ -86,20 +107,25 @@ def combine(per_seed_folds: list[list[dict[str, Any]]]) -> tuple[dict[str, float
     aggregate: dict[str, float] = {"n_seeds": float(len(per_seed_folds))}
     per_subject: dict[str, dict[str, list[float]]] = {}
     per_seed: list[dict[str, float]] = [{} for _ in per_seed_folds]
-    for metric in METRICS:
+    from moodops.orchestrator.report import present_metrics
+
+    for metric in present_metrics((f for folds in per_seed_folds for f in folds), METRICS):
         scores = [_group_scores(folds, metric) for folds in per_seed_folds]
         keys = sorted(scores[0], key=lambda k: [int(s) for s in k.split(",")])
         if any(sorted(s) != sorted(keys) for s in scores):
             raise ConfigError("the seeds' runs tested different subjects; they cannot be combined")
         matrix = np.array([[s[k] for k in keys] for s in scores])  # (seeds, subject groups)
-        seed_means = matrix.mean(axis=1)
-        subject_means = matrix.mean(axis=0)
+        seed_means = _nanmean(matrix, axis=1)
+        subject_means = _nanmean(matrix, axis=0)
         for i, row in enumerate(matrix):
-            per_seed[i][f"test_{metric}_mean"] = float(row.mean())
-            per_seed[i][f"test_{metric}_std"] = float(row.std())
-        aggregate[f"test_{metric}_mean"] = float(matrix.mean())
-        aggregate[f"test_{metric}_std_over_subjects"] = float(subject_means.std())
-        aggregate[f"test_{metric}_std_over_seeds"] = float(seed_means.std())
+            per_seed[i][f"test_{metric}_mean"] = _nanmean(row)
+            per_seed[i][f"test_{metric}_std"] = _nanstd(row)
+        aggregate[f"test_{metric}_mean"] = _nanmean(matrix)
+        aggregate[f"test_{metric}_std_over_subjects"] = _nanstd(subject_means)
+        aggregate[f"test_{metric}_std_over_seeds"] = _nanstd(seed_means)
+        undefined = sum(1 for folds in per_seed_folds for f in folds if np.isnan(float(f[metric])))
+        if undefined:
+            aggregate[f"test_{metric}_n_undefined"] = float(undefined)
         per_subject[metric] = {k: matrix[:, j].tolist() for j, k in enumerate(keys)}
     aggregate["n_subject_groups"] = float(len(per_subject["accuracy"]))
     return aggregate, per_subject, per_seed
@@ -110,8 +136,10 @@ def spread_line(aggregate: dict[str, float], metric: str = "accuracy") -> str:
     groups, seeds = int(aggregate["n_subject_groups"]), int(aggregate["n_seeds"])
     over_subjects = (f" ± {aggregate[f'test_{metric}_std_over_subjects']:.3f} over {groups} subjects (seed-averaged)"
                      if groups > 1 else " (one split: no spread over subjects)")
+    n = int(aggregate.get(f"test_{metric}_n_undefined", 0))
     return (f"{aggregate[f'test_{metric}_mean']:.3f}{over_subjects}, "
-            f"± {aggregate[f'test_{metric}_std_over_seeds']:.3f} over {seeds} seeds")
+            f"± {aggregate[f'test_{metric}_std_over_seeds']:.3f} over {seeds} seeds"
+            + (f" (undefined in {n} fold(s), left out)" if n else ""))
 
 
 def _plot(per_subject: dict[str, list[float]], seeds: list[int], path: Path, title: str, chance: float) -> None:
@@ -189,7 +217,9 @@ def run_repeats(config, seeds: list[int], reporter=None) -> RepeatSummary:
             tracker.log_parent_artifacts(out)
         tracker.set_parent_note(
             f"**{title}**, {len(seeds)} seeds: accuracy {spread_line(aggregate)}; macro-F1 "
-            f"{spread_line(aggregate, 'macro_f1')} (population std in both)\n\n| seed | run | accuracy (mean ± std "
+            f"{spread_line(aggregate, 'macro_f1')}"
+            + (f"; F1 (positive class) {spread_line(aggregate, 'f1')}" if "test_f1_mean" in aggregate else "")
+            + " (population std in each)\n\n| seed | run | accuracy (mean ± std "
             "over subjects) |\n| ---: | --- | ---: |\n" + "".join(
                 f"| {r['seed']} | {r['run_id']} | {r['test_accuracy_mean']:.3f} ± {r['test_accuracy_std']:.3f} |\n"
                 for r in seed_runs))

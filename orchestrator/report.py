@@ -3,12 +3,39 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from moodops.components.types import FoldResult
 
-SUMMARY_METRICS = ("accuracy", "macro_f1")
+#: The fold metrics a run summarises, each one that every fold has: ``accuracy`` and ``macro_f1`` always,
+#: ``f1`` (the positive-class F1, :func:`moodops.components.metrics.positive_f1`) for binary targets only.
+SUMMARY_METRICS = ("accuracy", "macro_f1", "f1")
+#: Shown names of the metrics (summary lines, tables).
+METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "f1": "F1 (positive class)"}
+
+
+def present_metrics(fold_metrics: Iterable[Mapping[str, Any]], names: Iterable[str] = SUMMARY_METRICS) -> list[str]:
+    """The metrics of ``names`` that every fold's metrics hold (``f1`` only on a binary target; a run
+    resumed from folds logged before ``f1`` existed has it in some folds only, and so not at all)."""
+    folds = list(fold_metrics)
+    return [name for name in names if folds and all(name in m for m in folds)]
+
+
+def _mean_std(values: np.ndarray) -> tuple[float, float]:
+    """Mean and population std of the defined (non-NaN) values; NaN, NaN when none is defined. With every
+    value defined this is exactly ``np.mean``/``np.std`` (the same summation, to the last bit)."""
+    defined = values[~np.isnan(values)]
+    if not len(defined):
+        return float("nan"), float("nan")
+    return float(np.mean(defined)), float(np.std(defined))
+
+
+def _group_mean(values: list[float]) -> float:
+    values = np.asarray(values, dtype=float)
+    defined = values[~np.isnan(values)]
+    return float(np.mean(defined)) if len(defined) else float("nan")
 
 
 def aggregate(results: list[FoldResult]) -> dict[str, float]:
@@ -19,43 +46,72 @@ def aggregate(results: list[FoldResult]) -> dict[str, float]:
     same; with one fold per subject this is the mean over folds. Folds are
     summed in name order, so a resumed run (folds finishing in another
     order) gives the same numbers to the last bit.
+
+    ``test_f1_mean``/``test_f1_std`` are there only when every fold has ``f1``
+    (a binary target). A fold's metric can be undefined (NaN: ``f1`` of a test
+    part with no positive sample that the model never predicts positive either).
+    The rule: a subject's score is the mean of its defined folds, the summary is
+    over the subjects with a defined score, and ``test_<metric>_n_undefined``
+    counts the undefined folds (present only when there are some); with none
+    defined, mean and std are NaN.
     """
     groups: dict[tuple[int, ...], list[FoldResult]] = {}
     for r in sorted(results, key=lambda r: (tuple(r.test_subjects), r.fold)):
         groups.setdefault(tuple(r.test_subjects), []).append(r)
     out: dict[str, float] = {}
-    for name in SUMMARY_METRICS:
-        values = np.array([np.mean([r.metrics[name] for r in g]) for g in groups.values()], dtype=float)
-        out[f"test_{name}_mean"] = float(np.mean(values))
-        out[f"test_{name}_std"] = float(np.std(values))
+    for name in present_metrics(r.metrics for r in results):
+        values = np.array([_group_mean([r.metrics[name] for r in g]) for g in groups.values()], dtype=float)
+        out[f"test_{name}_mean"], out[f"test_{name}_std"] = _mean_std(values)
+        undefined = sum(1 for r in results if np.isnan(float(r.metrics[name])))
+        if undefined:
+            out[f"test_{name}_n_undefined"] = float(undefined)
     out["n_folds"] = float(len(results))
     out["n_subject_groups"] = float(len(groups))
     return out
 
 
+def undefined_note(aggregated: Mapping[str, float], name: str) -> str:
+    """' (undefined in 2 fold(s), left out)' when some folds' ``name`` is NaN, else ''."""
+    n = int(aggregated.get(f"test_{name}_n_undefined", 0))
+    return f" (undefined in {n} fold(s), left out)" if n else ""
+
+
+def summary_metrics_line(aggregated: Mapping[str, float], sep: str = ", ") -> str:
+    """'accuracy 0.700 ± 0.050, macro-F1 … ± …[, F1 (positive class) … ± …]': every summarised metric."""
+    return sep.join(f"{METRIC_LABELS[name]} {aggregated[f'test_{name}_mean']:.3f} ± "
+                    f"{aggregated[f'test_{name}_std']:.3f}{undefined_note(aggregated, name)}"
+                    for name in SUMMARY_METRICS if f"test_{name}_mean" in aggregated)
+
+
+def _cell(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}" if not np.isnan(value) else "nan"
+
+
 def summary_markdown(title: str, results: list[FoldResult], aggregated: dict[str, float], chance: float) -> str:
     """The run's summary as Markdown (the parent run's description in the MLflow UI): the aggregate line
-    and one row per fold."""
-    lines = [f"**{title}**: {len(results)} fold(s); accuracy {aggregated['test_accuracy_mean']:.3f} ± "
-             f"{aggregated['test_accuracy_std']:.3f}, macro-F1 {aggregated['test_macro_f1_mean']:.3f} ± "
-             f"{aggregated['test_macro_f1_std']:.3f} (± is the population std over "
-             f"{int(aggregated['n_subject_groups'])} test-subject group(s); chance {chance:.3f})", "",
-             "| fold | test subjects | accuracy | macro-F1 | best epoch | seconds |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    and one row per fold (an F1 column on a binary target)."""
+    names = [n for n in SUMMARY_METRICS if f"test_{n}_mean" in aggregated]
+    lines = [f"**{title}**: {len(results)} fold(s); {summary_metrics_line(aggregated)} (± is the population std "
+             f"over {int(aggregated['n_subject_groups'])} test-subject group(s); chance {chance:.3f})", "",
+             "| fold | test subjects | " + " | ".join(METRIC_LABELS[n] for n in names) + " | best epoch | seconds |",
+             "| --- | --- | " + "---: | " * len(names) + "---: | ---: |"]
     for r in sorted(results, key=lambda r: r.fold):
         subjects = ",".join(map(str, r.test_subjects)) if len(r.test_subjects) <= 6 else f"{len(r.test_subjects)}"
-        lines.append(f"| {r.fold} | {subjects} | {r.metrics['accuracy']:.3f} | {r.metrics['macro_f1']:.3f} | "
-                     f"{int(r.metrics.get('best_epoch', 0))} | {r.timing['total_s']:.1f} |")
+        lines.append(f"| {r.fold} | {subjects} | " + " | ".join(_cell(float(r.metrics[n]), 3) for n in names)
+                     + f" | {int(r.metrics.get('best_epoch', 0))} | {r.timing['total_s']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
 def write_fold_table(results: list[FoldResult], path: Path) -> None:
+    """``per_subject.csv``: one row per fold; an ``f1`` column after ``macro_f1`` on a binary target
+    (``nan`` where a fold's F1 is undefined)."""
+    names = present_metrics(r.metrics for r in results)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["fold", "test_subjects", "n_test", "accuracy", "macro_f1", "best_epoch", "seconds", "node_id"])
+        writer.writerow(["fold", "test_subjects", "n_test", *names, "best_epoch", "seconds", "node_id"])
         for r in sorted(results, key=lambda r: r.fold):
             writer.writerow([r.fold, " ".join(map(str, r.test_subjects)), int(r.metrics["n_test"]),
-                             f"{r.metrics['accuracy']:.4f}", f"{r.metrics['macro_f1']:.4f}",
+                             *[_cell(float(r.metrics[n]), 4) for n in names],
                              int(r.metrics.get("best_epoch", 0)), f"{r.timing['total_s']:.1f}", r.node_id])
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from moodops.components.datasets import DATASETS
 from moodops.components.errors import ConfigError, DataError, Interrupted, MoodopsError
 from moodops.components.features import FeatureConfig, build_features, dataset_fingerprint, make_sequences
+from moodops.components.features.build import COMPUTED_EXTRAS
 from moodops.components.models import MODELS
 from moodops.components.protocols import (PROTOCOLS, CrossSession, PerSubject, TrainTestSplit, leakage_fraction,
                                           trial_groups)
@@ -32,7 +33,7 @@ from moodops.pipelines.train import TrainConfig
 
 logger = logging.getLogger(__name__)
 
-SYNTHETIC_VERSION = 3
+SYNTHETIC_VERSION = 5  # 4: synthetic DEAP faces follow the release (subjects 1-22, four incomplete); 5: DEAP networks couple with affect
 #: Trial length of the ``--synthetic`` datasets: DEAP's real 60 s; shorter than the real
 #: SEED family (~4 min) so a first run stays light (``synthetic_seconds`` changes it).
 #: Protocols whose folds train on one subject's trials, and the default batch size there.
@@ -291,6 +292,10 @@ def resolve_model_defaults(config: RunConfig) -> RunConfig:
     for key, default in MODEL_DEFAULTS.items():
         if getattr(config, key) is None and key not in changes:
             changes[key] = info.run_defaults.get(key, default)
+    if config.feature_params is not None:  # the model's per-feature settings, under the user's (per kind)
+        defaults = info.run_defaults.get("feature_params", {})
+        changes["feature_params"] = {k: {**defaults.get(k, {}), **config.feature_params.get(k, {})}
+                                     for k in (*defaults, *(k for k in config.feature_params if k not in defaults))}
     if config.batch_size is None and config.protocol in WITHIN_SUBJECT:
         # A within-subject fold trains on a few hundred samples: large batches would leave a handful of steps.
         changes["batch_size"] = min(changes["batch_size"], WITHIN_SUBJECT_BATCH)
@@ -422,12 +427,12 @@ def prepare_features(config: RunConfig, reporter: Reporter) -> FeatureSet:
             options["raw_time_scale"] = SYNTHETIC_SEED_V_TIME_SCALE
     else:
         root = Path(config.root)
-    dataset = dataset_cls(root, subjects=config.subjects, modalities=[m for m in variant.extras if m != "raw"],
+    dataset = dataset_cls(root, subjects=config.subjects, modalities=[m for m in variant.extras if m not in COMPUTED_EXTRAS],
                           **options)
     method = config.precomputed if config.feature == "precomputed" else config.de_method
     feature_config = FeatureConfig(kind=config.feature, method=method, window_s=config.window_s,
                                    baseline_removal=config.baseline_removal, extras=variant.extras,
-                                   window_origin=config.window_origin)
+                                   window_origin=config.window_origin, params=config.feature_params)
     t0 = time.perf_counter()
     windows = build_features(
         dataset, feature_config, cache_dir / "features",

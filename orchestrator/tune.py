@@ -715,7 +715,8 @@ def run_tune(config: RunConfig, options: TuneOptions, reporter=None) -> TuneSumm
         tracker.client.log_batch(parent, metrics=[
             Metric("outer_accuracy_mean", float(np.mean(accuracies)), ts, 0),
             Metric("outer_accuracy_std", float(np.std(accuracies)), ts, 0),
-            Metric("outer_macro_f1_mean", float(np.mean([r.outer_metrics["macro_f1"] for r in results])), ts, 0)])
+            Metric("outer_macro_f1_mean", float(np.mean([r.outer_metrics["macro_f1"] for r in results])), ts, 0)]
+            + _outer_f1(results, ts))
         status = "FINISHED"
     finally:
         tracker.end_parent(status)
@@ -723,6 +724,21 @@ def run_tune(config: RunConfig, options: TuneOptions, reporter=None) -> TuneSumm
             ray.shutdown()
     return TuneSummary(parent, tracker.uri, url, results, float(np.mean(accuracies)), float(np.std(accuracies)),
                        best.best_params, export, time.perf_counter() - t_start)
+
+
+def _outer_f1(results: list[StudyResult], ts: int) -> list:
+    """``outer_f1_mean`` (the positive class's F1, binary targets only) over the outer folds whose F1 is
+    defined, and ``outer_f1_n_undefined`` when some are not; nothing for a multi-class target."""
+    from mlflow.entities import Metric
+
+    if not results or not all("f1" in r.outer_metrics for r in results):
+        return []
+    values = np.array([r.outer_metrics["f1"] for r in results], dtype=float)
+    defined = values[~np.isnan(values)]
+    out = [Metric("outer_f1_mean", float(np.mean(defined)) if len(defined) else float("nan"), ts, 0)]
+    if len(defined) < len(values):
+        out.append(Metric("outer_f1_n_undefined", float(len(values) - len(defined)), ts, 0))
+    return out
 
 
 def _subjects(features: FeatureSet) -> str:

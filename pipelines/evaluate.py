@@ -97,9 +97,12 @@ def _run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hook
     ranged = {"eye"} if config.eye_scaling == "range" else set()
     stats = {name: (fit_range if name in ranged else fit_normalisation)(values, fold.train, name)
              for name, values in inputs.items()}
+    for name in set(info.unscaled_inputs) & set(stats):  # read in its own units (e.g. Pearson values)
+        stats[name] = (np.zeros_like(stats[name][0]), np.ones_like(stats[name][1]))
     # a missing value becomes the training mean, in the scaled units (0 after a z-score)
     fills = {name: np.nan_to_num((fit_normalisation(values, fold.train, name)[0] - stats[name][0]) / stats[name][1])
-             if name in ranged else np.zeros_like(stats[name][0]) for name, values in inputs.items()}
+             if name in ranged or name in info.unscaled_inputs else np.zeros_like(stats[name][0])
+             for name, values in inputs.items()}
 
     def part(rows: np.ndarray) -> dict[str, np.ndarray]:
         out = {}

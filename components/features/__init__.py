@@ -1,4 +1,4 @@
-"""EEG features: differential entropy and band power, and their cache."""
+"""EEG features: differential entropy, band power, dynamic functional connectivity, and their cache."""
 from moodops.components.features.build import (
     FEATURE_CODE_VERSION,
     FEATURES,
@@ -8,6 +8,7 @@ from moodops.components.features.build import (
     make_sequences,
 )
 from moodops.components.features.cache import FeatureCache, cache_key
+from moodops.components.features.connectivity import pearson_connectivity, spectral_connectivity
 from moodops.components.features.spectral import (
     DEFAULT_BANDS,
     DE_METHODS,
@@ -27,5 +28,7 @@ __all__ = [
     "dataset_fingerprint",
     "differential_entropy",
     "make_sequences",
+    "pearson_connectivity",
     "power_spectral_density",
+    "spectral_connectivity",
 ]

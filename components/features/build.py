@@ -5,13 +5,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from moodops.components.datasets.base import Dataset
-from moodops.components.errors import ConfigError, DataError, invalid_choice
+from moodops.components.errors import ConfigError, DataError, did_you_mean, invalid_choice
 from moodops.components.features.cache import FeatureCache, cache_key
-from moodops.components.features.connectivity import dynamic_connectivity
+from moodops.components.features.connectivity import pearson_connectivity, spectral_connectivity
 from moodops.components.features.spectral import (DE_METHODS, WINDOW_ORIGINS, _window_params, _windows,
                                                   differential_entropy, power_spectral_density)
 from moodops.components.registry import Registry
@@ -21,18 +22,62 @@ logger = logging.getLogger(__name__)
 
 # Bump when a change to feature code changes its numbers: old cache entries
 # then stop matching.
-FEATURE_CODE_VERSION = 1
+# (2: ``dfc`` became the time-domain Pearson connectivity of Zheng et al.'s Eq. 1.)
+FEATURE_CODE_VERSION = 2
 
 FEATURES: Registry[Callable[..., np.ndarray]] = Registry("feature")
 FEATURES.register("de")(differential_entropy)
 FEATURES.register("psd")(power_spectral_density)
-FEATURES.register("dfc")(dynamic_connectivity)
+FEATURES.register("dfc")(pearson_connectivity)
+FEATURES.register("spectral_dfc")(spectral_connectivity)
 
 #: Every feature kind: the computed ones above, and the features a release ships.
 FEATURE_KINDS = (*FEATURES.names(), "precomputed")
 
 #: Inputs besides ``x`` that :func:`build_features` can add (see the model contract).
-EXTRAS = ("raw", "eye", "face")
+EXTRAS = ("raw", "eye", "face", "psd")
+#: The extras computed from the EEG itself (the others are a dataset's own modalities).
+COMPUTED_EXTRAS = ("raw", "psd")
+
+#: Per feature kind, the settings ``FeatureConfig.params`` may give it (the window is shared:
+#: ``window_s``/``step_s`` cut the windows every feature and extra of a sample is computed on).
+FEATURE_PARAMS: dict[str, tuple[str, ...]] = {
+    "de": ("bands",),
+    "psd": ("bands", "segment_s", "log"),
+    "dfc": (),
+    "spectral_dfc": ("bands", "fmin", "fmax", "segment_s"),
+}
+
+
+def check_feature_params(params: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Validate per-feature settings (see :data:`FEATURE_PARAMS`) → a copy with bands as ``(low, high)`` tuples.
+
+    Unknown feature kinds and settings are one-line errors with a did-you-mean."""
+    out: dict[str, dict[str, Any]] = {}
+    if params is not None and not isinstance(params, dict):
+        raise ConfigError(f"feature_params must map feature kinds to their settings, got {params!r}")
+    for kind, values in (params or {}).items():
+        if kind not in FEATURE_PARAMS:
+            raise ConfigError(f"feature_params: unknown feature '{kind}'.{did_you_mean(kind, FEATURE_PARAMS)} "
+                              f"(features with settings: {', '.join(FEATURE_PARAMS)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"feature_params: '{kind}' must map settings to values, got {values!r}")
+        for key in values:
+            if key not in FEATURE_PARAMS[kind]:
+                allowed = ", ".join(FEATURE_PARAMS[kind]) or "none (its window is window_s)"
+                raise ConfigError(f"feature_params: '{kind}' has no setting '{key}'."
+                                  f"{did_you_mean(key, FEATURE_PARAMS[kind])} Its settings: {allowed}")
+        values = dict(values)
+        if "bands" in values:
+            values["bands"] = _bands(kind, values["bands"])
+        for key in ("segment_s", "fmin", "fmax"):
+            if key in values:
+                try:
+                    values[key] = float(values[key])
+                except (TypeError, ValueError):
+                    raise ConfigError(f"feature_params: '{kind}' {key} must be a number, got {values[key]!r}") from None
+        out[kind] = values
+    return out
 
 
 @dataclass(frozen=True)
@@ -43,11 +88,17 @@ class FeatureConfig:
     subtract the baseline windows' mean feature per channel and band from
     every trial window (off by default).
     ``extras``: other inputs to build alongside ``x`` for every window:
-    ``raw`` (the window's EEG samples), ``eye`` and ``face`` (the dataset's
-    per-window features of those modalities).
+    ``raw`` (the window's EEG samples), ``psd`` (the window's Welch band power
+    per channel, ``(C, bands)``: the DFCN's node features x^E), ``eye`` and
+    ``face`` (the dataset's per-window features of those modalities).
+    ``params``: per feature kind, its own settings (:data:`FEATURE_PARAMS`),
+    e.g. ``{"psd": {"bands": {"theta": (4, 8), …}, "segment_s": 1.5}}``; they
+    apply to that kind as ``x`` and as an extra. ``bands`` is the default
+    for the band features that ``params`` leaves unset.
     ``kind``: ``de`` and ``psd`` give ``(C, bands)`` per window; ``dfc`` gives
-    the ``(C, C)`` Pearson connectivity of the channels' Welch spectra;
-    ``precomputed`` takes the features the dataset release ships (``method``
+    the ``(C, C)`` Pearson correlation of the channels' signals in the window
+    (Zheng et al. 2023, Eq. 1); ``spectral_dfc`` the correlation of their log
+    Welch spectra; ``precomputed`` takes the features the dataset release ships (``method``
     names the set, e.g. SEED's ``de_LDS``; windows are the release's own).
     ``window_origin``: ``start`` cuts windows from a trial's first sample and
     drops the remainder at its end; ``end`` cuts them backwards from its last
@@ -67,6 +118,7 @@ class FeatureConfig:
     baseline_removal: bool = False
     extras: tuple[str, ...] = ()
     window_origin: str = "start"
+    params: dict[str, dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
@@ -83,6 +135,14 @@ class FeatureConfig:
             raise ConfigError(f"The 'window_s' parameter must be > 0. Got {self.window_s} instead.")
         if self.window_origin not in WINDOW_ORIGINS:
             raise ConfigError(invalid_choice("window_origin", self.window_origin, WINDOW_ORIGINS))
+        params = check_feature_params(self.params)
+        object.__setattr__(self, "params", params or None)
+
+    def kind_params(self, kind: str) -> dict[str, Any]:
+        """The settings ``kind`` is computed with: ``bands`` (the shared default) overridden by ``params``."""
+        out: dict[str, Any] = {"bands": self.bands} if "bands" in FEATURE_PARAMS.get(kind, ()) else {}
+        out.update((self.params or {}).get(kind, {}))
+        return out
 
     def trim(self, x: np.ndarray, sfreq: float) -> np.ndarray:
         """The samples the windows cover: with ``window_origin="end"`` the leading remainder is cut off."""
@@ -91,11 +151,14 @@ class FeatureConfig:
         win, step, n_windows = _window_params(x.shape[-1], sfreq, self.window_s, self.step_s)
         return x[..., x.shape[-1] - (win + (n_windows - 1) * step):]
 
-    def compute(self, x: np.ndarray, sfreq: float) -> np.ndarray:
+    def compute(self, x: np.ndarray, sfreq: float, kind: str | None = None) -> np.ndarray:
+        """Feature ``kind`` (default: this config's) of every window of ``x (..., C, n_times)``."""
+        kind = kind or self.kind
         x = self.trim(x, sfreq)
-        if self.kind == "de":
-            return differential_entropy(x, sfreq, self.bands, self.window_s, self.step_s, method=self.method)
-        return FEATURES.get(self.kind)(x, sfreq, self.bands, self.window_s, self.step_s)
+        params = self.kind_params(kind)
+        if kind == "de":
+            params["method"] = self.method
+        return FEATURES.get(kind)(x, sfreq, window_s=self.window_s, step_s=self.step_s, **params)
 
     def raw_windows(self, data: np.ndarray, sfreq: float) -> np.ndarray:
         """(C, n_times) → (n_windows, C, window samples): the same windows as :meth:`compute`."""
@@ -153,6 +216,8 @@ def _extra_windows(dataset: Dataset, rec, name: str, n_windows: int, config: Fea
     """One trial's extra input, one row per feature window."""
     if name == "raw":
         return config.raw_windows(rec.data, rec.sfreq)
+    if name == "psd":
+        return config.compute(rec.data, rec.sfreq, kind="psd")
     where = f"{dataset.name} subject {rec.subject} session {rec.session} trial {rec.trial}"
     if name not in rec.extra:
         raise DataError(f"{where}: no '{name}' features (dataset modalities: {', '.join(dataset.modalities)})")
@@ -218,10 +283,25 @@ def build_features(
     return FeatureSet(
         x=x,
         meta=meta,
-        axes=("channel", "channel") if config.kind == "dfc" else ("channel", "band"),
+        axes=("channel", "channel") if config.kind in ("dfc", "spectral_dfc") else ("channel", "band"),
         info={"cache_hits": hits, "subjects": subjects, "feature": asdict(config)},
         extra={k: np.concatenate([e[k] for e in extras]) for k in config.extras},
     )
+
+
+def _bands(kind: str, bands: Any) -> dict[str, tuple[float, float]]:
+    """``{"theta": [4, 8], …}`` (YAML/JSON lists) → ``{"theta": (4.0, 8.0), …}``; a malformed entry is one line."""
+    if not isinstance(bands, dict) or not bands:
+        raise ConfigError(f"feature_params: '{kind}' bands must map band names to [low, high] Hz, got {bands!r}")
+    out = {}
+    for name, edges in bands.items():
+        try:
+            lo, hi = (float(e) for e in edges)
+        except (TypeError, ValueError):
+            raise ConfigError(f"feature_params: '{kind}' band '{name}' must be [low, high] in Hz, "
+                              f"got {edges!r}") from None
+        out[str(name)] = (lo, hi)
+    return out
 
 
 def dataset_fingerprint(dataset: Dataset) -> str:

@@ -8,7 +8,9 @@ the inputs as tensors of those shapes plus a leading batch axis:
   connectivity values (feature ``dfc``, so F == C);
 - ``raw``  ``(N, C, S)`` — the raw EEG of the same N windows, S samples each;
 - ``eye``  ``(N, E)``    — eye-movement features of the same N windows;
-- ``face`` ``(N, D)``    — facial features of the same N windows.
+- ``face`` ``(N, D)``    — facial features of the same N windows;
+- ``psd``  ``(N, C, B)`` — Welch band power of the same N windows per channel
+  (the DFCN's EEG node features, beside connectivity in ``x``).
 
 ``model(x, **extras)`` returns logits ``(batch, n_classes)``; ``extras`` holds
 exactly the inputs the chosen variant declares besides ``x``. A model may add a
@@ -37,7 +39,7 @@ from moodops.components.registry import Registry
 #: Which dataset modality each model input comes from: ``eeg`` is EEG features
 #: (computed or precomputed), ``raw_eeg`` the EEG signal itself, which
 #: feature-only releases (SEED-IV, SEED-V) do not have.
-INPUT_MODALITY = {"x": "eeg", "raw": "raw_eeg", "eye": "eye", "face": "face"}
+INPUT_MODALITY = {"x": "eeg", "raw": "raw_eeg", "eye": "eye", "face": "face", "psd": "eeg"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class ModelInfo:
     ``features``: feature kinds ``x`` may hold (the first is the default).
     ``run_defaults``: run settings this model needs unless the user sets them
     (e.g. ``seq_len``, ``window_s``, ``batch_size``).
+    ``unscaled_inputs``: inputs the model reads in their own units, not
+    z-scored on the training part (the DFCN's Pearson values, which its prior
+    multiplies; missing values are still imputed).
     """
 
     name: str
@@ -80,6 +85,7 @@ class ModelInfo:
     run_defaults: dict[str, Any] = field(default_factory=dict)
     framework: str = "torch"
     default: str | None = None  # the variant used when none is named (None: the first)
+    unscaled_inputs: tuple[str, ...] = ()
 
     def load(self) -> type:
         module, attr = self.target.split(":")
@@ -152,20 +158,33 @@ register_model(ModelInfo(
     # per-subject eye: 0.567 ± 0.160 this way, 0.461 ± 0.007 with stratified validation (README).
     run_defaults={"seq_len": 10, "seq_step": 2, "val_strategy": "none"},
 ))
+#: Zheng et al. 2023 §3: "theta (4–8 Hz), slow alpha (8–10 Hz), alpha (8–12 Hz), beta (12–30 Hz), and gamma
+#: (30+ Hz)". Gamma ends at 45 Hz, the upper edge of DEAP's released band-pass (4–45 Hz): above it the
+#: preprocessed signal holds no EEG.
+DFCN_PSD_BANDS = {"theta": [4.0, 8.0], "slow_alpha": [8.0, 10.0], "alpha": [8.0, 12.0], "beta": [12.0, 30.0],
+                  "gamma": [30.0, 45.0]}
 register_model(ModelInfo(
     "dfcn", "moodops.components.models.dfcn:PriorDrivenDFCN",
     "Prior-driven dynamic brain networks (Zheng et al. 2023): Pearson dynamic functional connectivity, "
     "EEG-face cross-attention prior, 3D residual CNN with a non-local block",
+    # Table 2's rows, fullest first.
     variants=(
-        Variant("full", "prior knowledge embedding from face features, non-local block",
-                {"prior": True, "nonlocal_block": True}, ("x", "face")),
-        Variant("no_prior", "without the prior knowledge embedding (no face modality needed)",
-                {"prior": False, "nonlocal_block": True}, ("x",)),
-        Variant("no_nonlocal", "prior knowledge embedding, no non-local block",
-                {"prior": True, "nonlocal_block": False}, ("x", "face")),
+        Variant("full", "prior knowledge embedding (PSD nodes x face), STFENet with the non-local block",
+                {"prior": True, "nonlocal_block": True, "extractor": "stfenet"}, ("x", "psd", "face")),
+        Variant("no_nonlocal", "w/o NL block: prior knowledge embedding, STFENet without the non-local block",
+                {"prior": True, "nonlocal_block": False, "extractor": "stfenet"}, ("x", "psd", "face")),
+        Variant("no_stfenet", "w/o STFENet: prior knowledge embedding, a plain per-window 2D CNN instead",
+                {"prior": True, "nonlocal_block": False, "extractor": "plain2d"}, ("x", "psd", "face")),
+        Variant("no_prior", "w/o PKE: STFENet on the original DFCNs (no face modality needed)",
+                {"prior": False, "nonlocal_block": True, "extractor": "stfenet"}, ("x",)),
+        Variant("baseline", "Baseline: the plain per-window 2D CNN on the original DFCNs (no PKE, no STFENet)",
+                {"prior": False, "nonlocal_block": False, "extractor": "plain2d"}, ("x",)),
     ),
-    features=("dfc",),
-    run_defaults={"window_s": 3.0, "seq_len": 20, "batch_size": 40, "lr": 1e-3, "optimizer": "adam"},
+    features=("dfc", "spectral_dfc"),
+    # §3: 3-s windows, Adam, lr 0.001, batch 40; 20 windows = one 60-s DEAP trial per sample.
+    run_defaults={"window_s": 3.0, "seq_len": 20, "batch_size": 40, "lr": 1e-3, "optimizer": "adam",
+                  "feature_params": {"psd": {"bands": DFCN_PSD_BANDS}}},
+    unscaled_inputs=("x",),
 ))
 register_model(ModelInfo(
     "dgcnn", "moodops.components.models.dgcnn:DGCNN",
@@ -228,7 +247,7 @@ def input_shapes(name: str, variant: str | None, shapes: dict[str, tuple[int, ..
     out = {i: tuple(int(d) for d in shapes[i]) for i in v.inputs}
     if "x" not in out and "x" in shapes:  # an eye-only variant still gets x's shape for reference
         out["x"] = tuple(int(d) for d in shapes["x"])
-    expected = {"x": 3, "raw": 3, "eye": 2, "face": 2}
+    expected = {"x": 3, "raw": 3, "eye": 2, "face": 2, "psd": 3}
     for key, shape in out.items():
         if len(shape) != expected[key]:
             raise ConfigError(f"model '{name}': input '{key}' must have {expected[key]} axes per sample, "

@@ -2,40 +2,74 @@
 
 C. Zheng, W. Shao, D. Zhang, Q. Zhu, "Prior-driven dynamic brain networks for
 multi-modal emotion recognition", MICCAI 2023, LNCS pp. 389–398,
-doi:10.1007/978-3-031-43993-3_38.
+doi:10.1007/978-3-031-43993-3_38. Equations below are the paper's (§2).
 
 Inputs (per sample; a leading batch axis is added):
 
-- ``x``    ``(N, P, P)`` — N windows of dynamic functional connectivity between
-  the P EEG channels (feature ``dfc``, see
-  :func:`moodops.components.features.connectivity.dynamic_connectivity`);
-- ``face`` ``(N, D)`` — facial features of the same N windows (only with
-  ``prior=True``).
+- ``x``    ``(N, P, P)`` — the original DFCNs: per window the Pearson
+  correlation of the P channels' EEG (Eq. 1, feature ``dfc``, see
+  :func:`moodops.components.features.connectivity.pearson_connectivity`),
+  passed to the model un-normalised;
+- ``psd``  ``(N, P, B)`` — the EEG node features x^E of the same windows:
+  Welch band power per channel in the paper's five bands (§3; only with
+  ``prior=True``);
+- ``face`` ``(N, P_F)`` — facial features x^F of the same windows (§3:
+  OpenFace face and head position, gaze directions and action units, each
+  averaged per window; only with ``prior=True``).
 
-Pipeline:
+1. Prior knowledge embedding (PKE, ``prior=True``), Eqs 2–6. Per window,
 
-1. Prior knowledge embedding (PKE, ``prior=True``). Per window the P rows of
-   the connectivity matrix are the EEG tokens and the face vector is mapped to
-   M face tokens. Cross-attention scores both ways, ``softplus(Q Kᵀ/√d)``
-   (softplus instead of softmax: each score says *how strongly* a channel and
-   a face token relate, not a distribution over tokens), are each reduced over
-   the M face tokens to one value per channel, summed and passed through
-   softplus again: the prior ``p ≥ 0`` of shape ``(batch, N, P)``. It scales
-   the connectivity row-wise, ``A'[n, i, j] = A[n, i, j] · p[n, i]``: the prior
-   weighs each channel's outgoing connections (the paper does not fix the
-   broadcast; scaling rows keeps one weight per electrode and leaves the
-   matrix's layout for the 3D convolutions unchanged).
-2. STFENet. ``(N, P, P)`` is a one-channel 3D volume: a 3×3×3 stem
-   convolution (BatchNorm, ReLU) and 2×2×2 max-pooling (as a ResNet stem: the
-   full-resolution volume is only touched once, which keeps a batch cheap on
-   CPU), then one residual block per entry of ``channels`` (two 3×3×3
-   convolutions with BatchNorm and ReLU, 1×1×1 projection on the shortcut when
-   the width changes) with 2×2×2 max-pooling between blocks (``ceil_mode`` so
-   a short sequence such as N=4 never pools to zero), then an
-   embedded-Gaussian non-local block (``nonlocal_block=True``: self-attention
-   over all voxels, i.e. across every window at once), global average pooling
-   and a fully connected head with dropout. With (N, P) = (20, 32) and the
-   default two blocks the non-local block attends over 5·8·8 = 320 voxels.
+   - ``Q_E = x^E W_Q^E``, ``K_E = x^E W_K^E`` (Eq. 2): one token per
+     electrode from its band powers, ``(P, d)``;
+   - ``Q_F = x^F W_Q^F``, ``K_F = x^F W_K^F`` (Eq. 3): one token per face
+     channel, ``(P_F, d)``. Each face channel is one number per window, so it
+     is first embedded with weights of its own (``v_k·a_k + b_k``, a
+     per-channel linear map to ``d``); a shared map would make all P_F tokens
+     parallel;
+   - ``Cor(E,F) = Q_E K_Fᵀ/√d`` ``(P, P_F)`` and ``Cor(F,E) = Q_F K_Eᵀ/√d``
+     ``(P_F, P)`` (Eq. 4), with softplus instead of softmax, applied once to
+     their sum (Eq. 5).
+
+   The paper's shapes do not agree: Eq. 5 adds a ``P × P_F`` and a
+   ``P_F × P`` matrix, and Eq. 6 multiplies the result element-wise with the
+   ``P × P`` DFCNs. Our reading, which keeps every equation and gives a
+   ``P × P`` prior:
+
+   - Eq. 5 sums the two directions pair by pair:
+     ``S = softplus(Cor(E,F) + Cor(F,E)ᵀ)``, ``(P, P_F)``, ``S ≥ 0`` — how
+     strongly electrode i and face channel k relate, scored from both sides;
+   - the prior of an electrode pair is how much the two electrodes relate to
+     the *same* face channels: ``Cor = S Sᵀ / P_F``, ``(P, P)``, symmetric and
+     non-negative (the paper calls it "the correlation between the cross-modal
+     channels"; its Fig. 2 shows one value per electrode, the row means of
+     this matrix);
+   - Eq. 6: ``DFCNs = DFCNs_original ⊙ Cor``, element-wise on the raw
+     Pearson values.
+
+2. The spatial-temporal feature extractor on the ``(N, P, P)`` volume:
+
+   - ``extractor="stfenet"`` (STFENet, Eq. 7, Fig. 1): a 3×3×3 stem
+     convolution (BatchNorm, ReLU) and 2×2×2 max-pooling (a ResNet stem: the
+     full-resolution volume is touched once, which keeps a batch cheap on
+     CPU), one residual block per entry of ``channels`` ("two 3D convolutions,
+     two activation functions and a residual connection") with 3D max-pooling
+     between blocks (``ceil_mode`` so a short sequence never pools to zero),
+     then the embedded-Gaussian non-local block (Eqs 8–10,
+     ``nonlocal_block=True``: self-attention over all voxels, i.e. across
+     every window at once);
+   - ``extractor="plain2d"`` (Table 2's "w/o STFENet" and "Baseline"; the
+     paper does not say what replaces STFENet): the same stem, widths and
+     number of convolutions, but 1×3×3 kernels and 1×2×2 pooling — each
+     window's network is read on its own (spatial only, no joint
+     spatial-temporal convolution), without residual connections and without
+     the non-local block; the windows meet only in the global average.
+
+   Then global average pooling and a fully connected head with dropout
+   ("we adopt the features from fully connected layer for classification").
+
+Table 2's rows are the variants (``components.models`` registry): ``full``;
+``no_prior`` (w/o PKE); ``no_nonlocal`` (w/o NL block); ``no_stfenet``
+(PKE + ``plain2d``); ``baseline`` (no PKE, ``plain2d``).
 
 Output: logits ``(batch, n_classes)``.
 """
@@ -48,7 +82,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moodops.components.errors import ConfigError
+from moodops.components.errors import ConfigError, invalid_choice
 
 
 def _x_shape(shapes: Mapping[str, tuple[int, ...]] | tuple[int, ...]) -> tuple[int, ...]:
@@ -60,35 +94,44 @@ def _x_shape(shapes: Mapping[str, tuple[int, ...]] | tuple[int, ...]) -> tuple[i
 
 
 class PriorKnowledgeEmbedding(nn.Module):
-    """EEG ↔ face cross-attention → non-negative per-channel prior that scales the connectivity.
+    """EEG ↔ face cross-attention → the non-negative P × P prior that multiplies the DFCNs (Eqs 2–6).
 
-    x : (batch, N, P, P), face : (batch, N, D) → (x · p[..., None], p) with p : (batch, N, P)
+    x : (batch, N, P, P), psd : (batch, N, P, B), face : (batch, N, P_F)
+    → (x ⊙ prior, prior) with prior : (batch, N, P, P)
     """
 
-    def __init__(self, n_channels: int, face_dim: int, dim: int = 16, face_tokens: int = 8) -> None:
+    def __init__(self, n_bands: int, n_face: int, dim: int = 16) -> None:
         super().__init__()
-        self.dim, self.face_tokens = dim, face_tokens
-        self.eeg_query = nn.Linear(n_channels, dim)
-        self.eeg_key = nn.Linear(n_channels, dim)
-        self.face_embed = nn.Linear(face_dim, face_tokens * dim)  # one face vector → M tokens
-        self.face_query = nn.Linear(dim, dim)
-        self.face_key = nn.Linear(dim, dim)
-        self.reduce_eeg_face = nn.Linear(face_tokens, 1)  # S_ef (P × M) → (P,)
-        self.reduce_face_eeg = nn.Linear(face_tokens, 1)  # S_feᵀ (P × M) → (P,)
+        self.dim, self.n_face = dim, n_face
+        self.eeg_query = nn.Linear(n_bands, dim)  # W_Q^E
+        self.eeg_key = nn.Linear(n_bands, dim)  # W_K^E
+        # each face channel's scalar → a d-vector with weights of its own
+        self.face_weight = nn.Parameter(torch.randn(n_face, dim) / math.sqrt(dim))
+        self.face_bias = nn.Parameter(torch.zeros(n_face, dim))
+        self.face_query = nn.Linear(dim, dim)  # W_Q^F
+        self.face_key = nn.Linear(dim, dim)  # W_K^F
 
-    def prior(self, x: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
-        """The prior p ≥ 0, shape (batch, N, P)."""
-        b, n = x.shape[:2]
-        faces = self.face_embed(face).reshape(b, n, self.face_tokens, self.dim)
+    def face_tokens(self, face: torch.Tensor) -> torch.Tensor:
+        """(batch, N, P_F) → (batch, N, P_F, d)."""
+        return face.unsqueeze(-1) * self.face_weight + self.face_bias
+
+    def scores(self, psd: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+        """Eq. 5 as read here: S = softplus(Cor(E,F) + Cor(F,E)ᵀ), shape (batch, N, P, P_F), S ≥ 0."""
+        tokens = self.face_tokens(face)
         scale = 1.0 / math.sqrt(self.dim)
-        s_ef = F.softplus(self.eeg_query(x) @ self.face_key(faces).transpose(-1, -2) * scale)  # (b, N, P, M)
-        s_fe = F.softplus(self.face_query(faces) @ self.eeg_key(x).transpose(-1, -2) * scale)  # (b, N, M, P)
-        p = self.reduce_eeg_face(s_ef).squeeze(-1) + self.reduce_face_eeg(s_fe.transpose(-1, -2)).squeeze(-1)
-        return F.softplus(p)
+        cor_ef = self.eeg_query(psd) @ self.face_key(tokens).transpose(-1, -2) * scale  # (b, N, P, P_F)
+        cor_fe = self.face_query(tokens) @ self.eeg_key(psd).transpose(-1, -2) * scale  # (b, N, P_F, P)
+        return F.softplus(cor_ef + cor_fe.transpose(-1, -2))
 
-    def forward(self, x: torch.Tensor, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        p = self.prior(x, face)
-        return x * p.unsqueeze(-1), p
+    def prior(self, psd: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+        """Cor = S Sᵀ / P_F, shape (batch, N, P, P): symmetric, non-negative."""
+        s = self.scores(psd, face)
+        return s @ s.transpose(-1, -2) / self.n_face
+
+    def forward(self, x: torch.Tensor, psd: torch.Tensor, face: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.prior(psd, face)
+        return x * p, p  # Eq. 6: element-wise
 
 
 class ResidualBlock3d(nn.Module):
@@ -140,25 +183,52 @@ class NonLocalBlock3d(nn.Module):
         return x + self.out(y)
 
 
+class PlainBlock3d(nn.Module):
+    """Two convolutions (BatchNorm, ReLU) without a residual connection; ``kernel`` (1, 3, 3) reads each
+    window on its own. (batch, c_in, D, H, W) → (batch, c_out, D, H, W)"""
+
+    def __init__(self, c_in: int, c_out: int, kernel: tuple[int, int, int] = (1, 3, 3)) -> None:
+        super().__init__()
+        pad = tuple(k // 2 for k in kernel)
+        self.body = nn.Sequential(nn.Conv3d(c_in, c_out, kernel, padding=pad, bias=False), nn.BatchNorm3d(c_out),
+                                  nn.ReLU(inplace=True),
+                                  nn.Conv3d(c_out, c_out, kernel, padding=pad, bias=False), nn.BatchNorm3d(c_out),
+                                  nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+EXTRACTORS = ("stfenet", "plain2d")
+
+
 class STFENet(nn.Module):
-    """Spatial-temporal feature extraction: 3D residual CNN (+ non-local) → logits.
+    """Spatial-temporal feature extraction: 3D residual CNN (+ non-local) → logits; or, with
+    ``extractor="plain2d"``, the per-window plain CNN that replaces it in Table 2's ablations.
 
     x : (batch, N, P, P) → logits (batch, n_classes)
     """
 
     def __init__(self, n_classes: int, channels: tuple[int, ...] = (8, 16), nonlocal_block: bool = True,
-                 hidden: int = 64, dropout: float = 0.3) -> None:
+                 hidden: int = 64, dropout: float = 0.3, extractor: str = "stfenet") -> None:
         super().__init__()
         if not channels or any(int(c) < 1 for c in channels):
             raise ConfigError(f"model 'dfcn': 'channels' must be one or more positive widths, got {channels}")
+        if extractor not in EXTRACTORS:
+            raise ConfigError(invalid_choice("extractor of model 'dfcn'", extractor, EXTRACTORS))
         channels = tuple(int(c) for c in channels)
-        self.stem = nn.Sequential(nn.Conv3d(1, channels[0], 3, padding=1, bias=False),
+        self.extractor = extractor
+        plain = extractor == "plain2d"
+        kernel, pool = ((1, 3, 3), (1, 2, 2)) if plain else ((3, 3, 3), (2, 2, 2))
+        pad = tuple(k // 2 for k in kernel)
+        self.stem = nn.Sequential(nn.Conv3d(1, channels[0], kernel, padding=pad, bias=False),
                                   nn.BatchNorm3d(channels[0]), nn.ReLU(inplace=True))
         widths = (channels[0], *channels)
-        self.blocks = nn.ModuleList(ResidualBlock3d(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        block = (lambda a, b: PlainBlock3d(a, b, kernel)) if plain else ResidualBlock3d
+        self.blocks = nn.ModuleList(block(a, b) for a, b in zip(widths[:-1], widths[1:]))
         # ceil_mode: a size-1 axis stays 1 instead of vanishing (short N, tiny P).
-        self.pool = nn.MaxPool3d(2, ceil_mode=True)
-        self.nonlocal_block = NonLocalBlock3d(channels[-1]) if nonlocal_block else None
+        self.pool = nn.MaxPool3d(pool, ceil_mode=True)
+        self.nonlocal_block = NonLocalBlock3d(channels[-1]) if nonlocal_block and not plain else None
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels[-1], hidden), nn.ReLU(inplace=True),
                                   nn.Dropout(dropout), nn.Linear(hidden, n_classes))
 
@@ -176,16 +246,17 @@ class STFENet(nn.Module):
 
 
 class PriorDrivenDFCN(nn.Module):
-    """Prior-driven DFCN: PKE (face prior on the connectivity) → STFENet.
+    """Prior-driven DFCN: PKE (face prior on the connectivity, Eqs 2–6) → STFENet (or its ablation).
 
-    x : (batch, N, P, P), face : (batch, N, D) (``prior=True`` only) → logits (batch, n_classes)
+    x : (batch, N, P, P), psd : (batch, N, P, B) and face : (batch, N, P_F) (``prior=True`` only)
+    → logits (batch, n_classes)
 
     After each forward pass with the prior, ``last_prior`` holds the (detached)
-    prior ``(batch, N, P)``; :meth:`prior` computes it with gradients.
+    prior ``(batch, N, P, P)``; :meth:`prior` computes it with gradients.
     """
 
     def __init__(self, shapes, n_classes, prior: bool = True, nonlocal_block: bool = True,
-                 channels: tuple[int, ...] = (8, 16), prior_dim: int = 16, face_tokens: int = 8,
+                 extractor: str = "stfenet", channels: tuple[int, ...] = (8, 16), prior_dim: int = 16,
                  hidden: int = 64, dropout: float = 0.3) -> None:
         super().__init__()
         shape = _x_shape(shapes)
@@ -195,34 +266,40 @@ class PriorDrivenDFCN(nn.Module):
         self.use_prior = bool(prior)
         self.pke: PriorKnowledgeEmbedding | None = None
         if self.use_prior:
-            face = shapes.get("face") if isinstance(shapes, Mapping) else None
-            if face is None:
-                raise ConfigError("model 'dfcn' with prior=True needs input 'face' (N, D); "
-                                  "choose --variant no_prior for EEG only")
-            face = tuple(int(d) for d in face)
+            given = shapes if isinstance(shapes, Mapping) else {}
+            for name, what in (("psd", "(N, P, bands): the EEG node features"), ("face", "(N, P_F)")):
+                if name not in given:
+                    raise ConfigError(f"model 'dfcn' with prior=True needs input '{name}' {what}; "
+                                      "choose --variant no_prior or baseline for EEG connectivity only")
+            psd, face = (tuple(int(d) for d in given[k]) for k in ("psd", "face"))
+            if len(psd) != 3 or psd[:2] != (n, p):
+                raise ConfigError(f"model 'dfcn': input 'psd' must be (N, P, bands) with N={n} windows and P={p} "
+                                  f"channels like 'x'; got {psd}")
             if len(face) != 2 or face[0] != n:
-                raise ConfigError(f"model 'dfcn': input 'face' must be (N, D) with N={n} windows like 'x'; "
+                raise ConfigError(f"model 'dfcn': input 'face' must be (N, P_F) with N={n} windows like 'x'; "
                                   f"got {face}")
-            if prior_dim < 1 or face_tokens < 1:
-                raise ConfigError(f"model 'dfcn': 'prior_dim' and 'face_tokens' must be >= 1, got "
-                                  f"(prior_dim={prior_dim}, face_tokens={face_tokens})")
-            self.pke = PriorKnowledgeEmbedding(p, face[1], prior_dim, face_tokens)
-        self.stfenet = STFENet(n_classes, channels, nonlocal_block, hidden, dropout)
+            if prior_dim < 1:
+                raise ConfigError(f"model 'dfcn': 'prior_dim' must be >= 1, got {prior_dim}")
+            self.pke = PriorKnowledgeEmbedding(psd[2], face[1], prior_dim)
+        self.stfenet = STFENet(n_classes, channels, nonlocal_block, hidden, dropout, extractor)
         self.last_prior: torch.Tensor | None = None
 
-    def prior(self, x: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
-        """The PKE prior p ≥ 0, shape (batch, N, P)."""
+    def prior(self, psd: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+        """The PKE prior ≥ 0, shape (batch, N, P, P)."""
         if self.pke is None:
             raise ConfigError("model 'dfcn' was built with prior=False: it has no prior")
-        return self.pke.prior(x, face)
+        return self.pke.prior(psd, face)
 
-    def forward(self, x: torch.Tensor, face: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, psd: torch.Tensor | None = None,
+                face: torch.Tensor | None = None) -> torch.Tensor:
         if self.pke is not None:
-            if face is None:
-                raise ConfigError("model 'dfcn' with prior=True needs the 'face' input (batch, N, D)")
-            x, p = self.pke(x, face)
+            if psd is None or face is None:
+                raise ConfigError("model 'dfcn' with prior=True needs the 'psd' (batch, N, P, bands) and 'face' "
+                                  "(batch, N, P_F) inputs")
+            x, p = self.pke(x, psd, face)
             self.last_prior = p.detach()
         return self.stfenet(x)
 
 
-__all__ = ["NonLocalBlock3d", "PriorDrivenDFCN", "PriorKnowledgeEmbedding", "ResidualBlock3d", "STFENet"]
+__all__ = ["EXTRACTORS", "NonLocalBlock3d", "PlainBlock3d", "PriorDrivenDFCN", "PriorKnowledgeEmbedding",
+           "ResidualBlock3d", "STFENet"]

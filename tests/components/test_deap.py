@@ -398,3 +398,32 @@ def test_subject_files_that_cannot_be_read_are_named_not_skipped_quietly(tmp_pat
     assert f"{folder / 's03.dat'}: skipped, a symbolic link that loops" in text
     assert f"{folder / 's04.dat'}: skipped, a broken symbolic link (to {folder / 'gone.dat'})" in text
     assert f"{folder / 's05.dat'}: skipped, a directory, not a file" in text
+
+
+def test_synthetic_networks_couple_with_affect_and_keep_their_power():
+    """The DFCN's feature (time-domain Pearson per window) finds affect in the synthetic copy: the frontal
+    network's coupling rises with valence and the parieto-occipital one's with arousal; channels outside
+    them do not follow either; the coupling leaves the channels' band power as it was."""
+    from moodops.components.datasets.deap.deap import EEG_CHANNELS
+    from moodops.components.datasets.deap.synthetic_deap import _COUPLING, synthesize_subject
+    from moodops.components.features import pearson_connectivity
+
+    data, labels = synthesize_subject(4, n_trials=24, seconds=30.0)
+    eeg = data[:, :32, 3 * 128:]
+    c = pearson_connectivity(eeg, 128.0, window_s=3.0).mean(axis=1)  # (trials, 32, 32)
+    index = {ch: i for i, ch in enumerate(EEG_CHANNELS)}
+
+    def network_mean(channels):
+        idx = [index[ch] for ch in channels]
+        block = c[:, idx][:, :, idx]
+        return (block.sum(axis=(1, 2)) - len(idx)) / (len(idx) * (len(idx) - 1))
+
+    frontal, posterior = (network_mean(chs) for _, chs in _COUPLING)
+    outside = network_mean(("T7", "T8", "C3", "C4", "CP5", "CP6"))
+    valence, arousal = labels[:, 0], labels[:, 1]
+    assert np.corrcoef(frontal, valence)[0, 1] > 0.6 and np.corrcoef(posterior, arousal)[0, 1] > 0.6
+    assert abs(np.corrcoef(frontal, arousal)[0, 1]) < 0.45 and abs(np.corrcoef(outside, valence)[0, 1]) < 0.45
+    assert frontal.mean() > outside.mean() + 0.1  # a coupled network, not a few strong pairs
+    # the power of a coupled channel without a band-power effect (Fz) does not follow valence: same RMS
+    fz = eeg[:, index["Fz"]].std(axis=-1)
+    assert abs(np.corrcoef(fz, valence)[0, 1]) < 0.45

@@ -92,7 +92,7 @@ def hand_root(tmp_path) -> Path:
 def face_master(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("deap_face")
     write_synthetic_deap(root, n_subjects=N_SUBJECTS, n_trials=N_TRIALS, seconds=SECONDS, seed=0, effect=3.0,
-                         with_face=True, face_fps=FPS)
+                         with_face=True, face_fps=FPS, face_layout="complete")
     return root
 
 
@@ -128,7 +128,7 @@ def test_presentation_order_maps_to_dat_rows(hand_root):
     shown_as = {e: t for t, e in ORDER.items()}  # video → presentation trial
     for row, rec in enumerate(recordings):
         face = rec.extra["face"]
-        assert face.shape == (4, len(FACE_FEATURES)) == (4, 31) and face.dtype == np.float32
+        assert face.shape == (4, len(FACE_FEATURES)) == (4, 29) and face.dtype == np.float32
         t = shown_as[row + 1]
         expected = np.array([10 * t + k for k in range(4)], np.float32)
         np.testing.assert_array_equal(face[:, 0], expected)
@@ -176,7 +176,7 @@ def test_window_means_function():
 
 def test_windows_follow_window_s_like_the_eeg(hand_root):
     # 4-s trials: 3-s windows → 1 window; 1.5 s → 2 (samples [0, 192), [192, 384)).
-    assert Deap(hand_root, modalities=("face",), window_s=3.0).load_subject(1)[0].extra["face"].shape == (1, 31)
+    assert Deap(hand_root, modalities=("face",), window_s=3.0).load_subject(1)[0].extra["face"].shape == (1, 29)
     face = Deap(hand_root, modalities=("face",), window_s=1.5).load_subject(1)[1].extra["face"]
     # row 1 = video 2 = presentation trial 3: frames of window 0 ([0,1): 30, [1,1.5): 31) and window 1.
     np.testing.assert_allclose(face[:, 0], [(30 * 4 + 31 * 2) / 6, (31 * 2 + 32 * 4) / 6], rtol=1e-6)
@@ -201,7 +201,7 @@ def test_header_only_csv_gives_nan_windows(hand_root):
     path = hand_root / "face" / "s01" / "s01_trial01.csv"  # video 3 → row 2
     path.write_text(path.read_text().splitlines()[0] + "\n")
     face = Deap(hand_root, modalities=("face",)).load_subject(1)[2].extra["face"]
-    assert face.shape == (4, 31) and np.isnan(face).all()
+    assert face.shape == (4, 29) and np.isnan(face).all()
 
 
 def test_ratings_file_problems(hand_root):
@@ -227,7 +227,7 @@ def test_ratings_file_problems(hand_root):
 
 def test_data_folder_as_root_finds_face_beside_it(hand_root):
     ds = Deap(hand_root / "data_preprocessed_python", modalities=("face",))
-    assert ds.load_subject(1)[0].extra["face"].shape == (4, 31)
+    assert ds.load_subject(1)[0].extra["face"].shape == (4, 29)
 
 
 # --------------------------------------------------------------------------- subjects without face data
@@ -310,7 +310,7 @@ def test_synthetic_face_loads_and_follows_the_csv(face_master):
     trial_of = {int(r["Experiment_id"]): int(r["Trial"]) for r in _ratings(face_master)
                 if r["Participant_id"] == "2"}
     for row, rec in enumerate(recordings):
-        assert rec.extra["face"].shape == (SECONDS // 2, 31)
+        assert rec.extra["face"].shape == (SECONDS // 2, 29)
         # Recompute window 1 of AU12_r from the CSV of the presentation trial that showed this video.
         path = face_master / "face" / "s02" / f"s02_trial{trial_of[row + 1]:02d}.csv"
         with path.open() as f:
@@ -381,6 +381,24 @@ def test_face_rows_feed_the_feature_builder(hand_root):
 
     features = build_features(Deap(hand_root, modalities=("face",), window_s=1.0),
                               FeatureConfig(window_s=1.0, extras=("face",)), None)
-    assert features.extra["face"].shape == (len(features.x), 31) == (12, 31)
+    assert features.extra["face"].shape == (len(features.x), 29) == (12, 29)
     # Rows follow the .dat rows; row 0 is video 1 = presentation trial 2 → 20, 21, 22, 23.
     np.testing.assert_array_equal(features.extra["face"][:4, 0], [20, 21, 22, 23])
+
+
+def test_synthetic_faces_follow_the_release_and_leave_the_papers_18(tmp_path, caplog):
+    """DEAP has face video for participants 1-22, and 3, 5, 11, 14 miss their last trial(s): with face
+    requested, the loader's completeness rule keeps the 18 subjects Zheng et al. 2023 ran on, and says why."""
+    write_synthetic_deap(tmp_path, n_subjects=24, n_trials=4, seconds=2, seed=0, with_face=True, face_fps=4)
+    assert sorted(int(p.name[1:]) for p in (tmp_path / "face").iterdir()) == list(range(1, 23))
+    assert len(list((tmp_path / "face" / "s11").glob("*.csv"))) == 1  # 4 trials, the last 3 missing
+    ratings = _ratings(tmp_path)
+    assert {int(r["Participant_id"]) for r in ratings} == set(range(1, 25))  # ratings exist for everyone
+    with caplog.at_level("WARNING"):
+        kept = Deap(tmp_path, modalities=("face",), window_s=1.0).subjects()
+    assert kept == [1, 2, 4, 6, 7, 8, 9, 10, 12, 13, 15, 16, 17, 18, 19, 20, 21, 22]
+    for subject, why in ((3, "1 face CSV(s) missing"), (11, "3 face CSV(s) missing"), (23, "no face folder")):
+        assert any(f"subject {subject} left out (face requested): {why}" in r.getMessage() for r in caplog.records)
+    assert Deap(tmp_path).subjects() == list(range(1, 25))  # EEG alone: every subject
+    with pytest.raises(ConfigError, match="face_layout"):
+        write_synthetic_deap(tmp_path / "x", n_subjects=1, n_trials=2, seconds=2, with_face=True, face_layout="all")

@@ -77,7 +77,7 @@ def test_window_count_mismatch_names_the_trial(deap_master):
         build_features(dataset, FeatureConfig(extras=("eye",)), None)
     with pytest.raises(DataError, match="no 'face' features"):
         build_features(Deap(deap_master, subjects=[1]), FeatureConfig(extras=("face",)), None)
-    with pytest.raises(ConfigError, match="Allowed values are 'raw', 'eye', 'face'"):
+    with pytest.raises(ConfigError, match="Allowed values are 'raw', 'eye', 'face', 'psd'"):
         FeatureConfig(extras=("eyes",))
 
 
@@ -87,3 +87,26 @@ def test_dfc_feature_builds_connectivity_windows(deap_master):
     assert features.x.shape[1:] == (32, 32) and len(features.x) == 6 * 4
     np.testing.assert_allclose(np.diagonal(features.x, axis1=1, axis2=2), 1.0)
     np.testing.assert_allclose(features.x, np.swapaxes(features.x, 1, 2), atol=1e-6)
+
+
+def test_dfc_is_the_pearson_of_the_window_and_psd_nodes_use_their_own_bands(deap_master, tmp_path):
+    """The DFCN's inputs: x = Eq. 1 per window, extra psd = Welch band power in the bands feature_params
+    gives psd (not the shared default), both cut from the same windows; the settings are part of the key."""
+    from moodops.components.features import power_spectral_density
+
+    bands = {"theta": (4.0, 8.0), "slow_alpha": (8.0, 10.0), "alpha": (8.0, 12.0), "beta": (12.0, 30.0),
+             "gamma": (30.0, 45.0)}
+    config = FeatureConfig(kind="dfc", window_s=2.0, extras=("psd",), params={"psd": {"bands": bands}})
+    cache = tmp_path / "cache"
+    features = build_features(Deap(deap_master, subjects=[1]), config, cache)
+    trial = Deap(deap_master, subjects=[1]).load_subject(1)[0].data.astype(np.float32)
+    window = trial[:, 2 * 256:3 * 256]  # window 2 of trial 0
+    np.testing.assert_allclose(features.x[2], np.corrcoef(window), atol=1e-5)
+    assert features.extra["psd"].shape == (len(features.x), 32, 5)
+    np.testing.assert_allclose(features.extra["psd"][2],
+                               power_spectral_density(window, 128.0, bands, window_s=2.0)[0], rtol=1e-4, atol=1e-4)
+    default = build_features(Deap(deap_master, subjects=[1]), FeatureConfig(kind="dfc", window_s=2.0,
+                                                                             extras=("psd",)), cache)
+    assert default.info["cache_hits"] == 0  # other bands, another cache entry
+    assert not np.allclose(default.extra["psd"], features.extra["psd"])
+    np.testing.assert_array_equal(default.x, features.x)

@@ -165,7 +165,8 @@ def test_macro_f1_ignores_absent_classes():
 
 def test_classification_metrics():
     m = classification_metrics(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]), 2)
-    assert set(m) == {"accuracy", "macro_f1"}
+    assert set(m) == {"accuracy", "macro_f1", "f1"}  # binary: the positive class's F1 too
     assert m["accuracy"] == pytest.approx(0.75)
     # class 0: tp 2, fp 1, fn 0 → 0.8; class 1: tp 1, fp 0, fn 1 → 2/3
     assert m["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
+    assert m["f1"] == pytest.approx(2 / 3)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from _ray_cluster import clean_env, moodops_env, shared_token_env
@@ -56,12 +57,18 @@ def test_loso_end_to_end(easy_deap, tmp_path):
     assert sorted(subjects) == [(s,) for s in range(1, N_SUBJECTS + 1)]
     assert result["aggregate"]["test_accuracy_mean"] > 0.75, result["aggregate"]
     assert result["leakage"] == 0.0
+    # a binary target: the positive class's F1 beside accuracy and macro-F1, per fold and summarised
+    assert all(0.0 <= f["f1"] <= 1.0 for f in result["folds"])
+    f1 = result["aggregate"]["test_f1_mean"]
+    assert f1 == pytest.approx(np.mean([f["f1"] for f in result["folds"]]))
+    assert f"F1 (positive class) {f1:.3f} ± {result['aggregate']['test_f1_std']:.3f}" in proc.stdout
 
     client = mlflow_client(tmp_path)
     parent = client.get_run(result["parent_run_id"])
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["test_accuracy_mean"] == pytest.approx(result["aggregate"]["test_accuracy_mean"])
     assert "test_accuracy_std" in parent.data.metrics and "leakage_test_in_train_fraction" in parent.data.metrics
+    assert parent.data.metrics["test_f1_mean"] == pytest.approx(result["aggregate"]["test_f1_mean"])
     for tag in ("moodops.config_hash", "moodops.dataset_fingerprint", "moodops.git_commit"):
         assert parent.data.tags.get(tag), tag
     assert parent.data.tags["moodops.n_channels"] == "32" and parent.data.tags["moodops.n_sessions"] == "1"
@@ -80,6 +87,9 @@ def test_loso_end_to_end(easy_deap, tmp_path):
     note = parent.data.tags["mlflow.note.content"]
     assert f"accuracy {result['aggregate']['test_accuracy_mean']:.3f} ± " in note
     assert note.count("\n| subject-") == N_SUBJECTS
+    assert "| fold | test subjects | accuracy | macro-F1 | F1 (positive class) | best epoch | seconds |" in note
+    table = client.download_artifacts(parent.info.run_id, "per_subject.csv", str(tmp_path))
+    assert Path(table).read_text().splitlines()[0].split(",")[3:6] == ["accuracy", "macro_f1", "f1"]
     parent_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"per_subject.csv", "per_subject_accuracy.png", "confusion_matrix.png", "config.json",
             "leakage_audit.json"} <= parent_artifacts
@@ -91,6 +101,7 @@ def test_loso_end_to_end(easy_deap, tmp_path):
         assert child.info.status == "FINISHED"
         assert 0.0 <= child.data.metrics["test_accuracy"] <= 1.0
         assert "test_macro_f1" in child.data.metrics and child.data.metrics["n_test"] > 0
+        assert 0.0 <= child.data.metrics["test_f1"] <= 1.0
         assert child.data.tags["moodops.ray_node_id"] not in ("", "local")
         history = client.get_metric_history(child.info.run_id, "val_loss")
         assert len(history) >= 1 and [m.step for m in history] == list(range(1, len(history) + 1))
@@ -159,7 +170,7 @@ def test_a_modality_the_dataset_lacks_is_refused_before_any_work(tmp_path):
         "moodops: error: model 'mood_reader' variant 'full' needs modality eye, which dataset 'deap' does not have "
         "(it has eeg, raw_eeg, peripheral, face); variants that run on it: stib_enc_mlf, stib_enc_cf, stib_cf, stb_cf"]
     proc = moodops("run", "loso", "--synthetic", "--model", "dfcn", "--set", "feature=de", cwd=cwd)
-    assert proc.returncode == 2 and "model 'dfcn' takes feature dfc, not 'de'" in proc.stderr
+    assert proc.returncode == 2 and "model 'dfcn' takes feature dfc or spectral_dfc, not 'de'" in proc.stderr
     assert not (cwd / "mlflow.db").exists()
 
 

@@ -68,6 +68,37 @@ def test_config_hash_ignores_placement_but_not_results():
     assert "\n" not in str(info.value)
 
 
+def test_feature_params_the_model_default_merged_per_kind_under_the_users():
+    from moodops.components.models import DFCN_PSD_BANDS
+    from moodops.orchestrator.run import resolve_model_defaults
+
+    dfcn = resolve_model_defaults(RunConfig(synthetic=True, model="dfcn"))
+    assert dfcn.feature_params == {"psd": {"bands": DFCN_PSD_BANDS}}  # the paper's five bands (Zheng et al. §3)
+    assert list(DFCN_PSD_BANDS) == ["theta", "slow_alpha", "alpha", "beta", "gamma"]
+    mine = resolve_model_defaults(RunConfig(synthetic=True, model="dfcn", feature_params={
+        "psd": {"segment_s": 1.0}, "de": {"bands": {"alpha": [8, 13]}}}))
+    assert mine.feature_params == {"psd": {"bands": DFCN_PSD_BANDS, "segment_s": 1.0},
+                                   "de": {"bands": {"alpha": [8, 13]}}}
+    assert resolve_model_defaults(mine) == mine
+    other = resolve_model_defaults(RunConfig(synthetic=True, model="linear"))
+    assert other.feature_params == {}
+    # a config without per-feature settings keeps the hash it had before the key existed
+    assert other.config_hash() == RunConfig(**{**other.to_dict(), "feature_params": None}).config_hash()
+    assert dfcn.config_hash() != RunConfig(**{**dfcn.to_dict(), "feature_params": {}}).config_hash()
+
+
+@pytest.mark.parametrize(("params", "match"), [
+    ({"pds": {}}, "unknown feature 'pds'. Did you mean 'psd'?"),
+    ({"psd": {"band": {}}}, "'psd' has no setting 'band'. Did you mean 'bands'?"),
+    ({"psd": {"bands": {"theta": [4]}}}, "band 'theta' must be \\[low, high\\]"),
+    ({"dfc": {"bands": {}}}, "'dfc' has no setting 'bands'.* none \\(its window is window_s\\)"),
+    ({"psd": {"segment_s": "long"}}, "segment_s must be a number"),
+])
+def test_bad_feature_params_are_one_line_errors_before_any_work(params, match):
+    with pytest.raises(ConfigError, match=match):
+        RunConfig(synthetic=True, model="dfcn", feature_params=params)
+
+
 def test_model_defaults_fill_only_what_the_user_left_open(tmp_path):
     from moodops.orchestrator.run import resolve_model_defaults
 
@@ -96,7 +127,7 @@ def test_variant_and_feature_errors_before_any_work():
         resolve_model_defaults(RunConfig(synthetic=True, variant="full"))
     with pytest.raises(ConfigError, match="Did you mean 'stib_cf'"):
         resolve_model_defaults(RunConfig(synthetic=True, variant="stibcf"))
-    with pytest.raises(ConfigError, match="takes feature dfc, not 'psd'"):
+    with pytest.raises(ConfigError, match="takes feature dfc or spectral_dfc, not 'psd'"):
         resolve_model_defaults(RunConfig(synthetic=True, model="dfcn", feature="psd"))
 
 

@@ -50,3 +50,30 @@ def test_reports_say_first_when_the_data_were_synthetic():
     assert "SVM 70.50 ± 9.00" in md  # the paper's rows without a stage, for context
     (row,) = list(csv.DictReader(io.StringIO(to_csv(real))))
     assert row["stage"] == "loso" and float(row["paper_mean"]) == 90.16 and row["paper_inside_run_spread"] == "True"
+
+
+def test_a_stage_with_the_papers_acc_and_f1_gets_a_row_per_metric():
+    """Zheng et al. report ACC and F1 per row: a stage's entry can be a list, one value per metric."""
+    paper = {"source": "Zheng et al. 2023, Table 1", "metric": "accuracy",
+             "stages": {"loso-arousal": [{"metric": "accuracy", "mean": 68.47, "std": 8.45, "row": "Ours"},
+                                         {"metric": "f1", "mean": 74.68, "std": 13.36, "row": "Ours"}],
+                        "multi": [{"metric": "f1", "mean": 50.0, "std": 1.0, "row": "x"}]}}
+    metrics = {"test_accuracy_mean": 0.70, "test_accuracy_std": 0.05, "test_f1_mean": 0.60, "test_f1_std": 0.20,
+               "n_subject_groups": 18.0}
+    outcomes = [StageOutcome("loso-arousal", "run", "k", False, "r", None, metrics),
+                outcome("multi", 0.5, 0.1, groups=15)]  # no test_f1 (a multi-class run): no row
+    rows = paper_rows(paper, outcomes, {})
+    assert [(r["stage"], r["metric"]) for r in rows] == [("loso-arousal", "accuracy"), ("loso-arousal", "f1")]
+    assert rows[1]["run_mean"] == pytest.approx(60.0) and rows[1]["difference"] == pytest.approx(60.0 - 74.68)
+    assert rows[1]["paper_inside_run_spread"] is True  # |−14.68| <= 20
+    md = to_markdown(rows, paper)
+    assert "| loso-arousal | F1 | Ours | 74.68 ± 13.36 | 60.00 ± 20.00 | -14.68 | yes |" in md
+    assert "accuracy and f1 in %" in md
+    terminal = to_terminal(rows, paper)
+    assert terminal[0].startswith("paper vs this run (accuracy and f1 %") and "metric" in terminal[1]
+    assert [r["metric"] for r in csv.DictReader(io.StringIO(to_csv(rows)))] == ["accuracy", "f1"]
+
+
+def test_a_single_metric_table_has_no_metric_column():
+    rows = paper_rows(PAPER, [outcome("loso", 0.88, 0.04, groups=15)], {})
+    assert "metric" not in to_terminal(rows, PAPER)[1] and "| metric |" not in to_markdown(rows, PAPER)

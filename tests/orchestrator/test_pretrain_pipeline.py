@@ -179,7 +179,7 @@ def test_pipeline_reuses_unchanged_stages(corpus, tmp_path):
     md = client.download_artifacts(pipeline_parent, "paper_comparison.md", str(tmp_path))
     assert Path(md).read_text().splitlines()[0] == SYNTHETIC_WARNING
     table = Path(client.download_artifacts(pipeline_parent, "paper_comparison.csv", str(tmp_path))).read_text()
-    assert table.splitlines()[1].startswith("finetune,\"Mood Reader, trial 8:2\",80.0,5.0,")
+    assert table.splitlines()[1].startswith("finetune,accuracy,\"Mood Reader, trial 8:2\",80.0,5.0,")
     assert first["pretrain"]["encoder"] == "models:/moodops-mbsm/1"
     again = run(1, 1)
     assert again["pretrain"]["cached"] and again["finetune"]["cached"]
@@ -210,6 +210,12 @@ def test_pipeline_reuses_unchanged_stages(corpus, tmp_path):
      "'b' is not a stage of this spec"),
     ("stages: [{name: a, kind: run}]\npaper: {source: T1, metric: accuracy, stages: {a: {mean: high, std: 1}}}",
      "paper.stages.a.mean must be a number"),
+    ("stages: [{name: a, kind: run}]\npaper: {source: T1, metric: accuracy, stages: {a: [{metric: acc, mean: 1}]}}",
+     "paper.stages.a\\[1\\].metric"),
+    ("stages: [{name: a, kind: run}]\npaper: {source: T1, metric: accuracy, stages: {a: [{mean: 1}, {mean: x}]}}",
+     "paper.stages.a\\[2\\].mean must be a number"),
+    ("stages: [{name: a, kind: run}]\npaper: {source: T1, metric: accuracy, stages: {a: {mean: 1, sd: 2}}}",
+     "unknown key 'sd'"),
 ])
 def test_bad_specs_are_one_line_errors_naming_the_file(tmp_path, body, message):
     from moodops.components.errors import ConfigError
@@ -309,3 +315,47 @@ def test_mv_sstma_presets_are_the_papers_four_tables(name, dataset, train_trials
     iv = name.endswith("_iv")
     assert spec.paper["stages"]["t2-attention"]["mean"] == (90.16 if iv else 81.38)
     assert spec.paper["stages"]["t1-eye-scratch"]["mean"] == (64.98 if iv else 53.88)
+
+
+def test_dfcn_preset_is_the_papers_protocol_with_every_table_2_row():
+    """Zheng et al. 2023 §3: DEAP subjects 1-22 (the loader keeps the 18 with complete face video), valence and
+    arousal at 5, 3-s windows x 20, Adam 1e-3, batch 40, LOSO; full model and the four ablations, each stage
+    with the paper's ACC and F1."""
+    from moodops.orchestrator.pipeline import _validate, load_spec
+
+    spec = load_spec("dfcn_deap")
+    face18 = [1, 2, 4, 6, 7, 8, 9, 10, 12, 13, 15, 16, 17, 18, 19, 20, 21, 22]
+    runs = {s.name: _validate(s, {}, "dfcn_deap", True) for s in spec.stages}
+    assert len(runs) == 10
+    for label in ("valence", "arousal"):
+        names = [f"loso-{label}", *(f"{label}-{v}" for v in ("baseline", "no_prior", "no_nonlocal", "no_stfenet"))]
+        assert {runs[n].variant for n in names} == {"full", "baseline", "no_prior", "no_nonlocal", "no_stfenet"}
+        for n in names:
+            c = runs[n]
+            assert (c.protocol, c.dataset, c.label, c.threshold, c.model, c.feature, c.window_s, c.seq_len,
+                    c.batch_size, c.lr, c.optimizer) == ("loso", "deap", label, 5.0, "dfcn", "dfc", 3.0, 20, 40,
+                                                         1e-3, "adam"), n
+            uses_face = c.variant in ("full", "no_nonlocal", "no_stfenet")
+            assert c.subjects == (list(range(1, 23)) if uses_face else face18), n
+            entries = spec.paper["stages"][n]
+            assert [e["metric"] for e in entries] == ["accuracy", "f1"], n
+    assert [e["mean"] for e in spec.paper["stages"]["loso-arousal"]] == [68.47, 74.68]
+    assert [e["mean"] for e in spec.paper["stages"]["valence-no_stfenet"]] == [65.51, 67.18]
+
+
+def test_pipeline_set_overrides_every_run_stage_and_checks_each(tmp_path):
+    from moodops.components.errors import ConfigError
+    from moodops.orchestrator.pipeline import load_spec, with_overrides
+
+    spec = load_spec("mood_reader_seed")
+    quick = with_overrides(spec, {"epochs": "2", "synthetic_subjects": "2"})
+    for before, after in zip(spec.stages, quick.stages):
+        if before.kind == "run":
+            assert after.config["epochs"] == "2" and after.config["synthetic_subjects"] == "2"
+        else:
+            assert after.config == before.config  # the pretraining stage is left alone
+    assert spec.stages[1].config["epochs"] == 30  # the spec itself is unchanged
+    with pytest.raises(ConfigError, match=r"--set, stage 2 \(finetune-window\): unknown key 'epoch'"):
+        with_overrides(spec, {"epoch": "2"})
+    with pytest.raises(ConfigError, match="epochs"):
+        with_overrides(spec, {"epochs": "0"})

@@ -30,13 +30,13 @@ order, so DEAP's ``participant_ratings.csv`` (in the root or in
 ``metadata_csv/``; columns ``Participant_id, Trial, Experiment_id, …``) maps
 them: participant p saw video Experiment_id as presentation Trial. Of each
 CSV (header names stripped of OpenFace's leading spaces) the columns
-:data:`FACE_FEATURES` (gaze direction and angle, head pose, AU intensities
-``AU*_r``) are averaged per EEG feature window: window k holds the frames
+:data:`FACE_FEATURES` (Zheng et al. 2023's 29: head position and rotation,
+the two gaze direction vectors, 17 AU intensities ``AU*_r``) are averaged per EEG feature window: window k holds the frames
 with ``timestamp - face_offset_s`` in ``[k·w, (k+1)·w)``, ``w`` the window
 length (``window_s`` rounded to whole samples, as the EEG windows are cut),
 using only frames with ``success`` 1 and ``confidence >= face_confidence``.
 A window without such a frame is NaN (imputed later on training data).
-``extra["face"]`` is ``(n_windows, 31)`` float32 with ``n_windows`` the
+``extra["face"]`` is ``(n_windows, 29)`` float32 with ``n_windows`` the
 trial's EEG window count. Subjects whose face data are incomplete (no folder,
 a trial's CSV missing or unreadable, no rows in the ratings file) are left
 out with a warning; a CSV without a needed column is a :class:`DataError`.
@@ -78,11 +78,16 @@ _FILE_RE = re.compile(r"^s(\d{2})\.dat$")
 FACE_DIR = "face"
 RATINGS_FILE = "participant_ratings.csv"
 RATINGS_COLUMNS = ("Participant_id", "Trial", "Experiment_id")
-#: OpenFace 2 feature columns used as face features, in this order.
-FACE_GAZE = ("gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x", "gaze_1_y", "gaze_1_z", "gaze_angle_x", "gaze_angle_y")
+#: OpenFace 2 columns. The face features are Zheng et al. 2023's (§3: "3 face positions relative to the camera,
+#: 3 head position, 6 eye gaze directions and 17 facial action units", 29 in all): the head's location
+#: relative to the camera (pose_Tx/y/z, mm), its rotation (pose_Rx/y/z), the two eyes' gaze direction vectors
+#: (gaze_0_*, gaze_1_*) and the 17 AU intensities (AU*_r). OpenFace's gaze_angle_x/y, which it derives from
+#: the two gaze vectors, were read as well until 2026-12 (31 features); they are not among the paper's.
+FACE_GAZE = ("gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x", "gaze_1_y", "gaze_1_z")
+FACE_GAZE_ANGLES = ("gaze_angle_x", "gaze_angle_y")  # written by OpenFace (and the synthetic writer), not read
 FACE_POSE = ("pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz")
 FACE_AUS = tuple(f"AU{n:02d}_r" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45))
-FACE_FEATURES = (*FACE_GAZE, *FACE_POSE, *FACE_AUS)
+FACE_FEATURES = (*FACE_POSE, *FACE_GAZE, *FACE_AUS)
 FACE_FRAME_COLUMNS = ("timestamp", "confidence", "success")
 
 

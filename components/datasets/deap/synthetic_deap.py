@@ -15,6 +15,17 @@ Signal model (per subject, per trial, 32 EEG channels at 128 Hz):
    - liking: frontal beta up (weaker).
 
    ``β = 0.35 · effect``; ``effect`` scales every change (1 by default).
+   Affect also couples channels (the functional connectivity that Zheng et
+   al. 2023's DFCN reads; a time-domain Pearson correlation sees nothing of
+   the band-power changes above): in the stimulus part, each channel of a
+   network is ``sqrt(1-ρ)·own + sqrt(ρ)·shared``, ``shared`` one 1/f source
+   per trial and network with the background's spectrum, so the channels'
+   power is unchanged and their pairwise correlation (before volume
+   conduction) is ``ρ = ρ0 + 0.06·effect·g·s``: a frontal network with
+   valence, a parieto-occipital one with arousal (:data:`_COUPLING`);
+   ``ρ0`` is the subject's own (0.15–0.35) and ``g`` its effect gain. The
+   coupling has a random generator of its own, so everything else is drawn
+   as before.
 3. Subjects differ: each has its own effect gain (0.6–1.4), individual
    frequency shift of the bands (±1 Hz), log-power offsets per channel and
    band, channel gains, and a channel-mixing matrix (volume conduction). So a
@@ -42,6 +53,14 @@ Signal model (per subject, per trial, 32 EEG channels at 128 Hz):
    ``success`` 0 (features 0, as OpenFace writes them) and about 5 % a low
    ``confidence`` (0.3–0.7). The face stream has its own random generator,
    so the ``.dat`` files are the same with or without faces.
+   Which subjects have faces follows the DEAP release (``face_layout="deap"``,
+   the default): frontal face video exists for participants 1–22 only, and
+   "for participants 3, 5, 11 and 14, one or several of the last trials are
+   missing" (DEAP's own description of its face videos); how many is not
+   stated there, so the writer leaves out the last 1 (s03, s05, s14) and the
+   last 3 (s11) presentation trials' CSVs. The loader's completeness rule then
+   keeps the 18 subjects Zheng et al. 2023 (§3) ran on: 1, 2, 4, 6–10, 12, 13,
+   15–22. ``face_layout="complete"`` writes every trial of every subject.
 
 Files: ``data_preprocessed_python/sXX.dat`` written as Python-2 pickles (see
 :mod:`legacy_pickle`), ``data`` float32 ``(trials, 40, samples)``, ``labels``
@@ -64,12 +83,13 @@ from moodops.components.datasets.deap.deap import (
     FACE_AUS,
     FACE_DIR,
     FACE_GAZE,
+    FACE_GAZE_ANGLES,
     FACE_POSE,
     RATINGS_FILE,
     SFREQ,
 )
 from moodops.components.datasets.formats.legacy_pickle import dump_py2
-from moodops.components.errors import ConfigError
+from moodops.components.errors import ConfigError, invalid_choice
 
 # (label index, band (lo, hi) Hz, channels, sign, weight)
 _EFFECTS = (
@@ -82,6 +102,12 @@ _EFFECTS = (
     (3, (14.0, 30.0), ("Fz", "F3", "F4"), +1, 0.5),
 )
 _BANDS = ((1, 4), (4, 8), (8, 14), (14, 31), (31, 50))
+# (label index, channels): networks whose coupling rises with the rating (see the module docstring, 2.)
+_COUPLING = (
+    (0, ("Fp1", "Fp2", "AF3", "AF4", "F3", "Fz", "F4")),
+    (1, ("P3", "Pz", "P4", "PO3", "PO4", "O1", "O2")),
+)
+_COUPLING_SLOPE = 0.06
 
 
 def _bump(freqs: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -159,6 +185,14 @@ def synthesize_subject(
         offsets = rng.normal(0.0, 0.25, size=n_ch).astype(np.float32)
         log_gain += offsets[None, :, None] * _bump(freqs, lo, hi)[None, None, :]
     stim = _pink(rng, (n_trials, n_ch), n_stim, np.exp(log_gain))
+    coupling_rng = np.random.default_rng([seed, subject, 11])  # its own stream: the draws above stay the same
+    for label_k, channels in _COUPLING:
+        rho0 = coupling_rng.uniform(0.15, 0.35)
+        rho = np.clip(rho0 + _COUPLING_SLOPE * effect * subject_gain * s[:, label_k], 0.0, 0.95).astype(np.float32)
+        shared = _pink(coupling_rng, (n_trials,), n_stim)  # (trials, samples), the background's 1/f spectrum
+        idx = [ch_index[c] for c in channels]
+        stim[:, idx] = (np.sqrt(1.0 - rho)[:, None, None] * stim[:, idx]
+                        + np.sqrt(rho)[:, None, None] * shared[:, None, :])
     base = _pink(rng, (n_trials, n_ch), n_base)
     eeg = np.concatenate([base, stim], axis=-1)
     mixing = np.eye(n_ch, dtype=np.float32) + rng.normal(0, 0.15 / np.sqrt(n_ch), (n_ch, n_ch)).astype(np.float32)
@@ -170,6 +204,13 @@ def synthesize_subject(
     data[:, n_ch:] = _peripheral(rng, n_trials, n_base + n_stim)
     return data, labels
 
+
+#: OpenFace writes the gaze angles beside the gaze vectors.
+_GAZE_ALL = (*FACE_GAZE, *FACE_GAZE_ANGLES)
+#: DEAP's face videos: participants 1-22; these miss their last presentation trials (count: our choice).
+FACE_VIDEO_SUBJECTS = tuple(range(1, 23))
+FACE_MISSING_LAST_TRIALS = {3: 1, 5: 1, 11: 3, 14: 1}
+FACE_LAYOUTS = ("deap", "complete")
 
 #: OpenFace columns written besides the features: frame bookkeeping first, AU presence last.
 _FACE_HEAD = ("frame", "face_id", "timestamp", "confidence", "success")
@@ -183,7 +224,7 @@ def synthesize_face(rng: np.random.Generator, rating: np.ndarray, seconds: float
                     au_base: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
     """One trial's OpenFace table → (column names, values (frames, columns))."""
     n = int(np.floor(seconds * fps + 1e-9))
-    columns = (*_FACE_HEAD, *FACE_GAZE, *FACE_POSE, *FACE_AUS, *_FACE_AU_C)
+    columns = (*_FACE_HEAD, *_GAZE_ALL, *FACE_POSE, *FACE_AUS, *_FACE_AU_C)
     col = {c: i for i, c in enumerate(columns)}
     table = np.zeros((n, len(columns)))
     table[:, col["frame"]] = np.arange(1, n + 1)
@@ -193,18 +234,18 @@ def synthesize_face(rng: np.random.Generator, rating: np.ndarray, seconds: float
     table[low, col["confidence"]] = rng.uniform(0.3, 0.7, int(low.sum()))
     success = rng.random(n) >= 0.05
     table[:, col["success"]] = success
-    walk = np.cumsum(rng.normal(0.0, 1.0, (n, len(FACE_GAZE) + len(FACE_POSE))), axis=0) / np.sqrt(max(fps, 1.0))
-    gaze = np.array([0.0, 0.1, -0.99, -0.05, 0.1, -0.99, 0.0, 0.1]) + 0.02 * walk[:, :len(FACE_GAZE)]
+    walk = np.cumsum(rng.normal(0.0, 1.0, (n, len(_GAZE_ALL) + len(FACE_POSE))), axis=0) / np.sqrt(max(fps, 1.0))
+    gaze = np.array([0.0, 0.1, -0.99, -0.05, 0.1, -0.99, 0.0, 0.1]) + 0.02 * walk[:, :len(_GAZE_ALL)]
     pose = np.array([20.0, 10.0, 550.0, 0.1, 0.0, 0.0]) + np.array([2.0, 2.0, 5.0, 0.02, 0.02, 0.02]) * walk[
-        :, len(FACE_GAZE):]
+        :, len(_GAZE_ALL):]
     s = (np.asarray(rating, dtype=np.float64) - 5.0) / 4.0
     aus = au_base[None, :] + rng.normal(0.0, 0.3, len(FACE_AUS))[None, :] + rng.normal(0.0, 0.25, (n, len(FACE_AUS)))
     aus += np.linspace(0.0, 1.0, n)[:, None] * rng.normal(0.0, 0.1, len(FACE_AUS))[None, :]
     for name, label_k, sign in _FACE_EFFECTS:
         aus[:, FACE_AUS.index(name)] += 0.6 * effect * sign * s[label_k]
     aus = np.clip(aus, 0.0, 5.0)
-    first = col[FACE_GAZE[0]]
-    table[:, first:first + len(FACE_GAZE)] = gaze
+    first = col[_GAZE_ALL[0]]
+    table[:, first:first + len(_GAZE_ALL)] = gaze
     first = col[FACE_POSE[0]]
     table[:, first:first + len(FACE_POSE)] = pose
     first = col[FACE_AUS[0]]
@@ -229,13 +270,15 @@ def _write_text(target: Path, text: str) -> None:
 
 
 def write_face_subject(root: Path, subject: int, labels: np.ndarray, seconds: float, seed: int, effect: float,
-                       fps: float) -> list[list[str]]:
-    """Write ``root/face/sXX/sXX_trialYY.csv`` for one subject; return its participant_ratings rows."""
+                       fps: float, missing_last: int = 0) -> list[list[str]]:
+    """Write ``root/face/sXX/sXX_trialYY.csv`` for one subject (all but the last ``missing_last``
+    presentation trials); return its participant_ratings rows (every trial: the ratings exist)."""
     rng = np.random.default_rng([seed, subject, 7])
     n_trials = len(labels)
     order = rng.permutation(n_trials)  # order[t]: the .dat row shown as presentation trial t + 1
     folder = root / FACE_DIR / f"s{subject:02d}"
-    folder.mkdir(parents=True, exist_ok=True)
+    if missing_last < n_trials:  # a participant without face video has ratings only
+        folder.mkdir(parents=True, exist_ok=True)
     au_base = rng.uniform(0.2, 1.2, len(FACE_AUS))
     rows = []
     start = int(rng.integers(1_000_000, 5_000_000))
@@ -243,9 +286,10 @@ def write_face_subject(root: Path, subject: int, labels: np.ndarray, seconds: fl
         columns, table = synthesize_face(rng, labels[row], seconds, fps, effect, au_base)
         integer = {"frame", "face_id", "success"} | set(_FACE_AU_C)
         fmt = ["%d" if c in integer else "%.3f" if c in ("timestamp",) else "%.5f" for c in columns]
-        lines = [", ".join(columns)]
-        lines.extend(", ".join(f % v for f, v in zip(fmt, values)) for values in table)
-        _write_text(folder / f"s{subject:02d}_trial{t + 1:02d}.csv", "\n".join(lines) + "\n")
+        if t < n_trials - missing_last:  # the draws above happen either way: the other trials stay the same
+            lines = [", ".join(columns)]
+            lines.extend(", ".join(f % v for f, v in zip(fmt, values)) for values in table)
+            _write_text(folder / f"s{subject:02d}_trial{t + 1:02d}.csv", "\n".join(lines) + "\n")
         v, a, d, liking = labels[row]
         rows.append([str(subject), str(t + 1), str(row + 1), str(start), f"{v:g}", f"{a:g}", f"{d:g}",
                      f"{liking:g}", str(int(rng.integers(1, 6)))])
@@ -263,12 +307,16 @@ def write_synthetic_deap(
     progress: Callable[[int, int], None] | None = None,
     with_face: bool = False,
     face_fps: float = 10.0,
+    face_layout: str = "deap",
 ) -> Path:
     """Write ``out/data_preprocessed_python/s01.dat …`` and return that folder.
 
     ``with_face`` also writes ``out/face/sXX/sXX_trialYY.csv`` (OpenFace format,
-    ``face_fps`` frames per second) and ``out/participant_ratings.csv``.
+    ``face_fps`` frames per second) and ``out/participant_ratings.csv``, for the
+    subjects and trials ``face_layout`` says (see the module docstring).
     """
+    if face_layout not in FACE_LAYOUTS:
+        raise ConfigError(invalid_choice("face_layout", face_layout, FACE_LAYOUTS))
     if not 1 <= n_subjects <= 99:
         raise ConfigError(f"The 'subjects' parameter must be an int in [1, 99]. Got {n_subjects} instead.")
     if n_trials < 1:
@@ -285,7 +333,13 @@ def write_synthetic_deap(
     for k, subject in enumerate(range(1, n_subjects + 1)):
         data, labels = synthesize_subject(subject, n_trials, seconds, seed, effect)
         if with_face:
-            ratings.extend(write_face_subject(top, subject, labels, seconds, seed, effect, face_fps))
+            if face_layout == "complete":
+                missing = 0
+            elif subject in FACE_VIDEO_SUBJECTS:
+                missing = min(FACE_MISSING_LAST_TRIALS.get(subject, 0), n_trials - 1)
+            else:
+                missing = n_trials
+            ratings.extend(write_face_subject(top, subject, labels, seconds, seed, effect, face_fps, missing))
         target = folder / f"s{subject:02d}.dat"
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
         try:

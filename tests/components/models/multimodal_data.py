@@ -5,8 +5,10 @@ at 64 Hz plus per-window eye (6) and face (5) features. Class 1 differs from
 class 0 in every modality, so any single input can be learned:
 
 - EEG: stronger 10-Hz alpha on channels 0–3 (shows in DE and PSD) and a
-  shared broadband source on channels 4–7 (raises their spectral
-  correlation, which is what the ``dfc`` connectivity sees);
+  shared broadband source on channels 4–7 (raises their correlation, which
+  is what the ``dfc`` connectivity sees, and their spectral correlation,
+  which ``spectral_dfc`` sees); ``psd`` (the DFCN's node features) is the
+  Welch band power of the same windows;
 - eye and face: a mean shift of the first features, with missing (NaN) values
   sprinkled in so imputation is exercised.
 """
@@ -57,7 +59,8 @@ def build_samples(feature: str, n_windows: int, n_samples: int = 240, seed: int 
                      "session": np.ones(n_samples, np.int32), "trial": np.arange(n_samples, dtype=np.int32),
                      "window": np.zeros(n_samples, np.int32), "label": y.astype(np.float64)})
     return FeatureSet(x=x, meta=meta, axes=("window", "channel", "band"), y=y, class_names=("low", "high"),
-                      extra={"raw": raw_windows, "eye": eye, "face": face})
+                      extra={"raw": raw_windows, "eye": eye, "face": face,
+                             "psd": config.compute(raw, SFREQ, kind="psd")})
 
 
 def holdout(n_samples: int, seed: int = 0) -> Fold:

@@ -52,7 +52,7 @@ def device():
 def shapes_for(name: str, n_windows: int | None = None, channels: int = 8) -> dict[str, tuple[int, ...]]:
     n = n_windows or SETTINGS[name]["n_windows"]
     f = channels if "dfc" in MODELS.get(name).features else 3
-    return {"x": (n, channels, f), "raw": (n, channels, 64), "eye": (n, 6), "face": (n, 5)}
+    return {"x": (n, channels, f), "raw": (n, channels, 64), "eye": (n, 6), "face": (n, 5), "psd": (n, channels, 3)}
 
 
 def random_inputs(name: str, variant: str, batch: int, device, seed: int = 0) -> tuple[dict, dict]:
@@ -70,7 +70,7 @@ def build(name: str, variant: str, n_classes: int, device, seed: int = 0):
 
 def test_every_model_has_a_test_case():
     assert set(SETTINGS) == set(MODELS.names()), "add a SETTINGS row for every registered model"
-    assert len(CASES) >= 17  # 7 Mood Reader, 4 MV-SSTMA, 3 DFCN variants and 3 baselines
+    assert len(CASES) >= 19  # 7 Mood Reader, 4 MV-SSTMA, 5 DFCN variants and 3 baselines
 
 
 @pytest.mark.parametrize("case", TORCH_CASES, ids=case_id)
@@ -158,6 +158,7 @@ def test_ablations_add_parameters():
     dfcn = {v.name: n_parameters(create_model("dfcn", shapes_for("dfcn"), 2, variant=v.name))
             for v in MODELS.get("dfcn").variants}
     assert dfcn["no_prior"] < dfcn["full"] and dfcn["no_nonlocal"] < dfcn["full"]
+    assert dfcn["baseline"] < dfcn["no_stfenet"] < dfcn["full"] and dfcn["baseline"] < dfcn["no_prior"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
