@@ -359,3 +359,35 @@ def test_pipeline_set_overrides_every_run_stage_and_checks_each(tmp_path):
         with_overrides(spec, {"epoch": "2"})
     with pytest.raises(ConfigError, match="epochs"):
         with_overrides(spec, {"epochs": "0"})
+
+
+@pytest.mark.slow
+def test_dfcn_preset_runs_end_to_end_on_synthetic_deap_with_faces(tmp_path):
+    """`moodops pipeline run dfcn_deap --synthetic`, shrunk with --set: every Table 2 row on both labels runs
+    LOSO on synthetic DEAP with face features (the loader leaves out the subject with a missing face CSV where
+    the variant reads faces; --set subjects replaces the preset's list of 18, so the others keep it), and the
+    pipeline ends with the paper's ACC and F1 beside this run's."""
+    out = tmp_path / "out.json"
+    proc = moodops("pipeline", "run", "dfcn_deap", "--synthetic", "--output-json", str(out),
+                   "--set", "epochs=1", "--set", "synthetic_subjects=4", "--set", "subjects=1-4",
+                   "--set", "synthetic_trials=6", "--set", "synthetic_seconds=12", "--set", "seq_len=4",
+                   cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    # the release's face layout: subject 3 misses its last face CSV and is left out when face is requested
+    assert "DEAP subject 3 left out (face requested): 1 face CSV(s) missing" in proc.stderr
+    stages = {s["name"]: s for s in json.loads(out.read_text())["stages"]}
+    assert len(stages) == 10
+    for name, stage in stages.items():
+        m = stage["metrics"]
+        face = name.startswith("loso-") or name.endswith(("no_nonlocal", "no_stfenet"))  # the variants with a prior
+        assert m["n_folds"] == (3 if face else 4) and 0.0 <= m["test_accuracy_mean"] <= 1.0, name
+        assert "test_f1_mean" in m and "test_macro_f1_mean" in m, stage["name"]  # binary targets: both F1s
+    client, _ = client_for(tmp_path)
+    variants = {n: client.get_run(s["run_id"]).data.tags["moodops.variant"] for n, s in stages.items()}
+    assert variants["valence-no_stfenet"] == "no_stfenet" and variants["arousal-baseline"] == "baseline"
+    lines = proc.stdout.splitlines()
+    start = lines.index(SYNTHETIC_WARNING)
+    assert lines[start + 1].startswith("paper vs this run (accuracy and f1 %, Zheng et al. 2023")
+    table = [line.split() for line in lines[start + 3:start + 23]]
+    assert [(row[0], row[1]) for row in table[:2]] == [("loso-valence", "ACC"), ("loso-valence", "F1")]
+    assert table[1][2:5] == ["69.17", "±", "9.01"] and len(table) == 20
