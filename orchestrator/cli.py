@@ -432,6 +432,7 @@ def data_synth(
     with_face: Annotated[bool, typer.Option("--with-face", help="deap: also write OpenFace CSVs and participant_ratings.csv.")] = False,
     with_raw: Annotated[bool, typer.Option("--with-raw", help="seed-iv, seed-v: also write the raw EEG (eeg_raw_data/, EEG_raw/*.cnt).")] = False,
     raw_time_scale: Annotated[float, typer.Option(help="seed-v --with-raw: shrink the published clip timeline by this factor (read back with --set raw_time_scale=...).")] = 1.0,
+    face_layout: Annotated[str, typer.Option(help="deap --with-face: 'complete' (every subject, every trial) or 'deap' (the release's: participants 1-22, the last trials of 3, 5, 11, 14 missing).")] = "complete",
 ) -> None:
     """Write a synthetic dataset in the dataset's real on-disk format."""
     from moodops.orchestrator.datacmd import synthesize
@@ -440,7 +441,7 @@ def data_synth(
     folder = synthesize(name, out, subjects, seed, effect,
                         progress=lambda d, t: _err(f"\r\033[Kwriting subject {d}/{t}", nl=d == t),
                         trials=trials, seconds=seconds, with_face=with_face, with_raw=with_raw,
-                        raw_time_scale=raw_time_scale)
+                        raw_time_scale=raw_time_scale, face_layout=face_layout)
     typer.echo(f"wrote synthetic {name} to {folder} in {time.perf_counter() - t0:.1f} s "
                f"(read it with --dataset {name} --root {folder})")
 

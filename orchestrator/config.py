@@ -108,6 +108,9 @@ class RunConfig:
     synthetic_trials: int = 40  # DEAP only; the SEED family has fixed trials per session
     synthetic_seconds: float | None = None  # None: see run.SYNTHETIC_SECONDS
     synthetic_effect: float = 1.0
+    # DEAP with faces: "complete" (every subject and trial has face CSVs) or "deap" (the release's layout:
+    # participants 1-22, four of them incomplete, so the face loader keeps 18; the dfcn_deap preset's)
+    synthetic_face_layout: str = "complete"
 
     def __post_init__(self) -> None:
         # Everything that needs no data is checked here, before a feature is built or a run is created.
@@ -173,6 +176,8 @@ class RunConfig:
             raise ConfigError(invalid_choice("labelled_unit", self.labelled_unit, ("sample", "trial")))
         if self.eye_scaling not in ("zscore", "range"):
             raise ConfigError(invalid_choice("eye_scaling", self.eye_scaling, ("zscore", "range")))
+        if self.synthetic_face_layout not in ("complete", "deap"):
+            raise ConfigError(invalid_choice("synthetic_face_layout", self.synthetic_face_layout, ("complete", "deap")))
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(invalid_choice("precision", self.precision, ("fp32", "bf16")))
         if self.feature_params is not None:
@@ -196,6 +201,8 @@ class RunConfig:
             del data["precision"]
         if not data.get("feature_params"):  # likewise: runs without per-feature settings keep theirs
             data.pop("feature_params", None)
+        if data.get("synthetic_face_layout") == "complete":  # likewise: the layout every earlier run had
+            del data["synthetic_face_layout"]
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

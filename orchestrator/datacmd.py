@@ -23,7 +23,7 @@ SYNTHETIC_MANIFEST = "moodops-synthetic.json"
 def synthesize(name: str, out: Path, subjects: int | None = None, seed: int = 0, effect: float = 1.0,
                progress: Callable[[int, int], None] | None = None, trials: int | None = None,
                seconds: float | None = None, with_face: bool = False, with_raw: bool = False,
-               raw_time_scale: float = 1.0) -> Path:
+               raw_time_scale: float = 1.0, face_layout: str = "complete") -> Path:
     """Write a synthetic dataset in ``name``'s real layout into ``out``; return the dataset root (see
     :func:`_synthesize`), with :data:`SYNTHETIC_MANIFEST` marking it incomplete until the last file."""
     if name not in SYNTHESIZERS:
@@ -31,12 +31,14 @@ def synthesize(name: str, out: Path, subjects: int | None = None, seed: int = 0,
     out = Path(out)
     meta = {"dataset": name, "subjects": subjects or REAL_SUBJECTS[name], "seed": seed, "effect": effect,
             "trials": trials, "seconds": seconds, "with_face": with_face, "with_raw": with_raw}
+    if with_face:
+        meta["face_layout"] = face_layout
     manifest = out / SYNTHETIC_MANIFEST
     out.mkdir(parents=True, exist_ok=True)
     _write_manifest(manifest, {**meta, "complete": False})
     try:
         root = _synthesize(name, out, subjects, seed, effect, progress, trials, seconds, with_face, with_raw,
-                           raw_time_scale)
+                           raw_time_scale, face_layout)
     except ConfigError:  # a bad argument: nothing was written
         manifest.unlink(missing_ok=True)
         raise
@@ -56,7 +58,7 @@ def _write_manifest(path: Path, data: dict[str, Any]) -> None:
 def _synthesize(name: str, out: Path, subjects: int | None = None, seed: int = 0, effect: float = 1.0,
                 progress: Callable[[int, int], None] | None = None, trials: int | None = None,
                 seconds: float | None = None, with_face: bool = False, with_raw: bool = False,
-                raw_time_scale: float = 1.0) -> Path:
+                raw_time_scale: float = 1.0, face_layout: str = "complete") -> Path:
     """Write a synthetic dataset in ``name``'s real layout into ``out``; return the dataset root.
 
     ``seconds``: trial length (DEAP: stimulus seconds, default 60; SEED: mean
@@ -82,7 +84,8 @@ def _synthesize(name: str, out: Path, subjects: int | None = None, seed: int = 0
     if name == "deap":
         from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
 
-        write_synthetic_deap(out, n, trials or 40, seconds or 60.0, seed, effect, progress, with_face=with_face)
+        write_synthetic_deap(out, n, trials or 40, seconds or 60.0, seed, effect, progress, with_face=with_face,
+                            face_layout=face_layout)
         return out
     if name == "seed":
         from moodops.components.datasets.seed.synthetic_seed import write_synthetic_seed

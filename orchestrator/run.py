@@ -33,7 +33,7 @@ from moodops.pipelines.train import TrainConfig
 
 logger = logging.getLogger(__name__)
 
-SYNTHETIC_VERSION = 5  # 4: synthetic DEAP faces follow the release (subjects 1-22, four incomplete); 5: DEAP networks couple with affect
+SYNTHETIC_VERSION = 5  # 5: synthetic DEAP networks couple with affect (and synthetic_face_layout=deap writes the release's faces)
 #: Trial length of the ``--synthetic`` datasets: DEAP's real 60 s; shorter than the real
 #: SEED family (~4 min) so a first run stays light (``synthetic_seconds`` changes it).
 #: Protocols whose folds train on one subject's trials, and the default batch size there.
@@ -136,7 +136,8 @@ def ensure_synthetic(cache_dir: Path, config: RunConfig, reporter: Reporter, wit
         seconds = SYNTHETIC_SEED_IV_RAW_SECONDS
     trials = config.synthetic_trials if config.dataset == "deap" else None
     name = (f"{config.dataset}-v{SYNTHETIC_VERSION}-s{subjects}{f'-t{trials}' if trials else ''}-{seconds:g}s"
-            f"-e{config.synthetic_effect:g}{'-face' if with_face else ''}{'-raw' if with_raw else ''}")
+            f"-e{config.synthetic_effect:g}{'-face' if with_face else ''}"
+            f"{'-deapfaces' if with_face and config.synthetic_face_layout == 'deap' else ''}{'-raw' if with_raw else ''}")
     final = cache_dir / "synthetic" / name
     if (final / ".complete").is_file():
         return final
@@ -152,7 +153,8 @@ def ensure_synthetic(cache_dir: Path, config: RunConfig, reporter: Reporter, wit
         synthesize(config.dataset, tmp, subjects, seed=0, effect=config.synthetic_effect,
                    progress=lambda done, total: reporter.transient(f"synthetic {config.dataset}: subject {done}/{total}"),
                    trials=trials, seconds=seconds, with_face=with_face, with_raw=with_raw,
-                   raw_time_scale=SYNTHETIC_SEED_V_TIME_SCALE if config.dataset == "seed-v" else 1.0)
+                   raw_time_scale=SYNTHETIC_SEED_V_TIME_SCALE if config.dataset == "seed-v" else 1.0,
+                   face_layout=config.synthetic_face_layout)
         (tmp / OWNER_FILE).unlink()
         (tmp / ".complete").write_text("ok\n")
         if final.exists():  # an incomplete leftover from an interrupted build

@@ -5,7 +5,8 @@
 
 Each entry runs as a user would run it,
 
-    moodops run loso --dataset deap --synthetic --set synthetic_subjects=N --label L --model M --variant V
+    moodops run loso --dataset deap --synthetic --set synthetic_subjects=N --set synthetic_face_layout=deap
+        --label L --model M --variant V
 
 with the model's defaults (DFCN: Pearson connectivity of 20 × 3-s windows, one sample per 60-s trial,
 Adam 1e-3, batch 40; the logistic regression: DE of 1-s windows), and the summaries are written to
@@ -45,7 +46,7 @@ def main() -> None:
             model, variant = entry.split(":")
             out = Path(tmp) / f"{model}-{variant}.json"
             command = [MOODOPS, "run", "loso", "--dataset", "deap", "--synthetic", "--set",
-                       f"synthetic_subjects={args.subjects}", "--label", args.label, "--model", model, "--variant",
+                       f"synthetic_subjects={args.subjects}", "--set", "synthetic_face_layout=deap", "--label", args.label, "--model", model, "--variant",
                        variant, "--output-json", str(out)]
             t0 = time.perf_counter()
             proc = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True)

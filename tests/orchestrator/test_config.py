@@ -191,3 +191,18 @@ def test_settings_that_need_no_data_are_refused_before_any_work(tmp_path, args, 
 def test_a_descending_range_says_how_to_write_it():
     with pytest.raises(ConfigError, match="5-2: a range must go up, e.g. 2-5"):
         parse_int_list("1,5-2")
+
+
+def test_synthetic_face_layout_is_complete_unless_asked_and_keeps_old_hashes():
+    from moodops.orchestrator.pipeline import _validate, load_spec
+
+    default = RunConfig(synthetic=True)
+    assert default.synthetic_face_layout == "complete"  # the README demo keeps all 32 subjects
+    assert default.config_hash() != RunConfig(synthetic=True, synthetic_face_layout="deap").config_hash()
+    data = default.to_dict()
+    del data["synthetic_face_layout"]
+    assert RunConfig(**data).config_hash() == default.config_hash()
+    with pytest.raises(ConfigError, match="synthetic_face_layout"):
+        RunConfig(synthetic=True, synthetic_face_layout="release")
+    spec = load_spec("dfcn_deap")
+    assert {_validate(s, {}, "dfcn_deap", True).synthetic_face_layout for s in spec.stages} == {"deap"}

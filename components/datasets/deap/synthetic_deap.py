@@ -53,8 +53,10 @@ Signal model (per subject, per trial, 32 EEG channels at 128 Hz):
    ``success`` 0 (features 0, as OpenFace writes them) and about 5 % a low
    ``confidence`` (0.3–0.7). The face stream has its own random generator,
    so the ``.dat`` files are the same with or without faces.
-   Which subjects have faces follows the DEAP release (``face_layout="deap"``,
-   the default): frontal face video exists for participants 1–22 only, and
+   Which subjects have faces follows the DEAP release with
+   ``face_layout="deap"`` (this function's default; ``--synthetic`` runs
+   write ``complete`` unless ``synthetic_face_layout: deap`` is set, as the
+   ``dfcn_deap`` preset does, so the README demo keeps its 32 subjects): frontal face video exists for participants 1–22 only, and
    "for participants 3, 5, 11 and 14, one or several of the last trials are
    missing" (DEAP's own description of its face videos); how many is not
    stated there, so the writer leaves out the last 1 (s03, s05, s14) and the
