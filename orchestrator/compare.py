@@ -346,7 +346,8 @@ def run_compare(run_ids: list[str], tracking_uri: str | None, metric: str = "acc
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             (folder / "comparison.csv").write_text(to_csv(rows))
-            (folder / "comparison.md").write_text(to_markdown(rows, metric, meta))
+            table = to_markdown(rows, metric, meta)
+            (folder / "comparison.md").write_text(table)
             if meta:
                 (folder / "meta_analysis.csv").write_text(to_csv(meta))
             plot_paired(runs, folder / "paired_subjects.png", metric)
@@ -358,5 +359,9 @@ def run_compare(run_ids: list[str], tracking_uri: str | None, metric: str = "acc
         client.set_tag(run_id, "moodops.error", f"{type(e).__name__}: {e}"[:4000])
         client.set_terminated(run_id, "FAILED")
         raise
+    # the run's description in the UI: the table, and links to the compared runs' pages
+    links = "\n".join(f"- [{r.name}](#/experiments/{client.get_run(r.run_id).info.experiment_id}/runs/{r.run_id})"
+                      for r in runs)
+    client.set_tag(run_id, "mlflow.note.content", f"{table}\n\nCompared runs:\n\n{links}\n"[:60000])
     client.set_terminated(run_id, "FINISHED")
     return rows, run_id, runs, meta

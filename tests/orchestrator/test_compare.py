@@ -2,14 +2,20 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from _ray_cluster import moodops_env
+from _browser import Browser, chromium
+from _ray_cluster import free_port, moodops_env
 from moodops.components.datasets.deap.synthetic_deap import write_synthetic_deap
 from moodops.components.errors import ConfigError
 from moodops.orchestrator.compare import RunScores, align
@@ -21,21 +27,60 @@ def moodops(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([MOODOPS, *args], cwd=cwd, env=moodops_env(), capture_output=True, text=True, timeout=300)
 
 
+@dataclass
+class Compared:
+    """A store (``path/mlflow.db``) with two LOSO runs (linear, svm) of 4 synthetic subjects and their comparison."""
+    path: Path
+    ids: list[str]
+    proc: subprocess.CompletedProcess  # the `moodops compare` of the two
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory, shared_ray, _empty_mlflow_store) -> Compared:
+    path = tmp_path_factory.mktemp("compared")
+    shutil.copyfile(_empty_mlflow_store, path / "mlflow.db")
+    with pytest.MonkeyPatch.context() as mp:  # the runs join the session's shared Ray (as use_shared_ray)
+        mp.setenv("SHARED_RAY_ADDRESS", shared_ray[0])
+        mp.setenv("SHARED_RAY_TOKEN", shared_ray[1])
+        write_synthetic_deap(path / "deap", n_subjects=4, n_trials=16, seconds=30, seed=2, effect=3.0)
+        ids = []
+        for model in ("linear", "svm"):
+            out = path / f"{model}.json"
+            proc = moodops("run", "loso", "--dataset", "deap", "--root", str(path / "deap"), "--model", model,
+                           "--output-json", str(out), cwd=path)
+            assert proc.returncode == 0, proc.stderr
+            ids.append(json.loads(out.read_text())["parent_run_id"])
+        return Compared(path, ids, moodops("compare", *ids, cwd=path))
+
+
+@pytest.fixture(scope="module")
+def ui(compared):
+    """`moodops ui` serving the compared store: (base URL, the lines it printed first)."""
+    port = free_port()
+    server = subprocess.Popen([MOODOPS, "ui", "--port", str(port)], cwd=compared.path, env=moodops_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [server.stderr.readline() for _ in range(3)]
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:  # the UI answers once its workers are up
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=5):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, server.stderr.read()
+                time.sleep(0.5)
+        yield base, lines
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 @pytest.mark.slow
-def test_compare_two_loso_runs_prints_the_paired_table_and_logs_a_comparison_run(tmp_path, use_shared_ray):
+def test_compare_two_loso_runs_prints_the_paired_table_and_logs_a_comparison_run(compared, ui, use_shared_ray):
     from mlflow import MlflowClient
 
-    root = tmp_path / "deap"
-    write_synthetic_deap(root, n_subjects=4, n_trials=16, seconds=30, seed=2, effect=3.0)
-    ids = []
-    for model in ("linear", "svm"):
-        out = tmp_path / f"{model}.json"
-        proc = moodops("run", "loso", "--dataset", "deap", "--root", str(root), "--model", model,
-                       "--output-json", str(out), cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr
-        ids.append(json.loads(out.read_text())["parent_run_id"])
-
-    proc = moodops("compare", *ids, cwd=tmp_path)
+    tmp_path, ids, proc = compared.path, compared.ids, compared.proc
     assert proc.returncode == 0, proc.stderr
     header, row, last = proc.stdout.strip().splitlines()
     assert header.split() == ["A", "B", "n", "A-B", "test", "p", "p_holm", "d_z"]
@@ -59,6 +104,8 @@ def test_compare_two_loso_runs_prints_the_paired_table_and_logs_a_comparison_run
     assert run.info.status == "FINISHED" and run.data.tags["moodops.compared_runs"] == ",".join(ids)
     assert {a.path for a in client.list_artifacts(comparison)} == {
         "comparison.csv", "comparison.md", "paired_subjects.png", "effect_sizes.png"}
+    description = run.data.tags["mlflow.note.content"]  # the UI shows the table and links to both runs
+    assert row.split()[3] in description and all(f"/runs/{i})" in description for i in ids)
     assert (tmp_path / "mlartifacts").is_dir()  # the default store's artifacts stay beside it
 
     again = moodops("compare", ids[0], ids[0], cwd=tmp_path)
@@ -66,37 +113,16 @@ def test_compare_two_loso_runs_prints_the_paired_table_and_logs_a_comparison_run
         f"moodops: error: run {ids[0]} is named twice; compare different runs")
 
     # `moodops ui` names both experiments' runs tables, in the UI's machine-learning view, and serves the store.
-    import socket
-    import time
-    import urllib.request
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    ui = subprocess.Popen([MOODOPS, "ui", "--port", str(port)], cwd=tmp_path, env=moodops_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = [ui.stderr.readline() for _ in range(3)]
-        experiments = {e.name: e for e in client.search_experiments()}
-        for name in ("moodops", "moodops-comparisons"):
-            url = (f"http://127.0.0.1:{port}/#/experiments/{experiments[name].experiment_id}/runs"
-                   "?workflowType=machine_learning")
-            assert any(line.split() == [name, url] for line in lines), lines
-            assert experiments[name].tags["mlflow.experimentKind"] == "custom_model_development"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name"
-                                            "?experiment_name=moodops-comparisons", timeout=5) as response:
-                    served = json.loads(response.read())
-                break
-            except OSError:
-                assert time.monotonic() < deadline and ui.poll() is None, ui.stderr.read()
-                time.sleep(0.5)
-        assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in served["experiment"]["tags"]
-    finally:
-        ui.terminate()
-        ui.wait(timeout=30)
+    base, lines = ui
+    experiments = {e.name: e for e in client.search_experiments()}
+    for name in ("moodops", "moodops-comparisons"):
+        url = f"{base}/#/experiments/{experiments[name].experiment_id}/runs?workflowType=machine_learning"
+        assert any(line.split() == [name, url] for line in lines), lines
+        assert experiments[name].tags["mlflow.experimentKind"] == "custom_model_development"
+    with urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get-by-name"
+                                "?experiment_name=moodops-comparisons", timeout=10) as response:
+        served = json.loads(response.read())
+    assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in served["experiment"]["tags"]
 
     # The same runs exported as MOABB's results table: MOABB's first step (collapse_session_scores: the mean
     # score per pipeline, dataset and subject) gives back each run's per-subject scores.
@@ -131,6 +157,62 @@ def test_compare_two_loso_runs_prints_the_paired_table_and_logs_a_comparison_run
     folds = pd.read_csv(tmp_path / "folds.csv")
     assert len(folds) == 8 and {"accuracy", "macro_f1", "fold", "run_id", "n_train"} <= set(folds.columns)
     assert sorted(folds["fold"].unique()) == [f"subject-{s:02d}" for s in range(1, 5)]
+
+
+#: A folder: the browser test saves what it looked at there (the README's screenshots were made so).
+SCREENSHOTS = os.environ.get("UI_SCREENSHOTS")
+#: Clicks every collapsed parent row's expander in MLflow 3.17's runs table; resolves to the number clicked.
+EXPAND_PARENTS = """(async () => {
+  const buttons = Array.from(document.querySelectorAll('button[data-component-id*="runnamecellrenderer"]'));
+  for (const b of buttons) { b.click(); await new Promise(r => setTimeout(r, 500)); }
+  return buttons.length;
+})()"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(chromium() is None, reason="no headless Chromium on PATH (Debian: apt-get install chromium)")
+def test_the_mlflow_ui_opens_on_the_runs_table_with_the_parents_their_folds_and_the_comparison(compared, ui):
+    """What a new user sees in a real browser: the URL that `moodops ui` prints opens the runs table in
+    the model-training view (not the GenAI overview of traces and "evaluation runs"), with both parent
+    runs, their dataset, their folds nested beneath them, and the comparison run with its table."""
+    from mlflow import MlflowClient
+
+    base, _ = ui
+    client = MlflowClient(tracking_uri=f"sqlite:///{compared.path / 'mlflow.db'}")
+    experiments = {e.name: e.experiment_id for e in client.search_experiments()}
+    parents = [client.get_run(i) for i in compared.ids]
+    comparison = client.get_run(compared.proc.stdout.strip().splitlines()[-1].split()[2])
+    shots = Path(SCREENSHOTS) if SCREENSHOTS else compared.path / "screenshots"
+    with Browser(chromium()) as page:
+        url = f"{base}/#/experiments/{experiments['moodops']}/runs?workflowType=machine_learning"
+        text = page.open(url, wait_for=parents[0].info.run_name)
+        assert "Evaluation runs" not in text and "Model training" in text
+        page.js("document.querySelector('button[aria-label=\"Close\"]')?.click()")  # the assistant's side panel
+        for run in parents:
+            assert run.info.run_name in text
+            digest = run.inputs.dataset_inputs[0].dataset.digest  # the Dataset column is filled
+            assert f"deap ({digest})" in text
+        assert "subject-01" not in text  # folds are nested under their parent, collapsed
+        assert page.js(EXPAND_PARENTS) == 2
+        text = page.wait_for("subject-04")
+        rows = page.js("Array.from(document.querySelectorAll('a[href*=\"/runs/\"] span')).map(s => s.innerText)")
+        assert sorted(rows) == sorted([r.info.run_name for r in parents] + [f"subject-0{k}" for k in range(1, 5)] * 2)
+        page.screenshot(shots / "mlflow-runs-table.png")
+
+        url = f"{base}/#/experiments/{experiments['moodops-comparisons']}/runs?workflowType=machine_learning"
+        assert "Evaluation runs" not in page.open(url, wait_for=comparison.info.run_name)
+        page.screenshot(shots / "mlflow-comparisons.png")
+        url = (f"{base}/#/experiments/{experiments['moodops-comparisons']}/runs/{comparison.info.run_id}"
+               "?workflowType=machine_learning")
+        text = page.open(url, wait_for="Compared runs")
+        assert "permutation (exact)" in text  # the description: the table, then a link to each compared run
+        links = page.js("Array.from(document.querySelectorAll('a')).map(a => [a.innerText, a.getAttribute('href')])")
+        for run, name in zip(parents, ("linear/default", "svm/default")):
+            assert [name, f"#/experiments/{experiments['moodops']}/runs/{run.info.run_id}"] in links
+        page.screenshot(shots / "mlflow-comparison-run.png")
+    assert all((shots / f).stat().st_size > 10_000 for f in
+               ("mlflow-runs-table.png", "mlflow-comparisons.png", "mlflow-comparison-run.png"))
 
 
 def _scores(run_id: str, subjects: list[int], label: str = "valence") -> RunScores:
