@@ -116,12 +116,18 @@ def label_in_channels(channels=(2, 5), n_channels=8, effect=0.5, seed=0) -> Feat
 
 
 def test_the_label_carrying_channels_get_the_relevance_and_the_attention_stays_near_even():
-    """§3.5 on data where the answer is known: only channels 2 and 5 carry the label. After training,
-    the relevance map (gradient × input) ranks exactly those two first, at ≥ 1.4 × the other channels'
-    mean (measured 1.66-1.83 over seeds 0-2). The attention weights do not single them out: they stay
-    within 0.02-0.07 of the even share on every channel (same seeds). With this readout the model need
-    not route label information through attention (see ``class_relevance``), so a map of the weights
-    alone does not say which electrodes a prediction rests on; moodops draws both."""
+    """§3.5 on data where the answer is known: only channels 2 and 5 carry the label. On this fold (data
+    and training seed 0) the relevance map (gradient × input) ranks exactly those two first, at 1.66 × the
+    other channels' mean, and the attention weights stay near the even share.
+
+    This is one seed, not a law. Measured over 15 stib_cf runs of this setting (training seeds 0-9, the
+    data seed fixed at 0 or equal to the training seed; every run at test accuracy 1.0): relevance put
+    channels 2 and 5 on top in 9 runs (their mean over the rest's 0.72-2.11, median 1.62); the attention
+    weights in 3 (0.88-1.18, median 0.99); a norm-based reading of attention (Kobayashi et al. 2020,
+    ||Σ_h α f(x_j)||) in 11 (0.86-2.00), which follows the value vectors' norms, not the weights. With
+    this readout the model need not route label information through attention (see
+    ``class_relevance``), so no attention measure singles the label channels out on every seed and no
+    test asserts that one does; moodops draws the weights (the paper's Fig. 3) and the relevance."""
     features = label_in_channels(effect=0.8)
     fold = TrainTestSplit(seed=0).split(features)[0]
     config = TrainConfig(model="mood_reader", variant="stib_cf", epochs=30, batch_size=32, lr=3e-3, patience=100,
