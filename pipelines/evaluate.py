@@ -7,6 +7,8 @@ import logging
 import time
 import warnings
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +76,23 @@ def fit_range(values: np.ndarray, rows: np.ndarray, name: str, low: float = 10.0
     return (lo - low * std).astype(np.float32), std
 
 
-def _run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hooks) -> FoldResult:
+@dataclasses.dataclass
+class Prepared:
+    """A fold ready to train: its inputs normalised on its training part (:func:`prepare_fold`)."""
+    fold: Fold
+    variant: Any
+    framework: str
+    seed: int
+    n_classes: int
+    stats: dict[str, tuple[np.ndarray, np.ndarray]]
+    fills: dict[str, np.ndarray]
+    part: Callable[[np.ndarray], dict[str, np.ndarray]]
+    shapes: dict[str, tuple[int, ...]]
+    t0: float
+
+
+def prepare_fold(config: TrainConfig, fold: Fold, features: FeatureSet) -> Prepared:
+    """Check the fold and fit its normalisation on the training part only."""
     t0 = time.perf_counter()
     if features.y is None:
         raise ConfigError("the feature set has no targets (y); choose a label first")
@@ -113,20 +131,34 @@ def _run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hook
         return out
 
     shapes = {name: tuple(v.shape[1:]) for name, v in inputs.items()}
-    fit_fn = _fit_sklearn if info.framework == "sklearn" else _fit_torch
+    return Prepared(fold, variant, info.framework, seed, n_classes, stats, fills, part, shapes, t0)
+
+
+def _run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hooks) -> FoldResult:
+    p = prepare_fold(config, fold, features)
+    fit_fn = _fit_sklearn if p.framework == "sklearn" else _fit_torch
     attention: dict[str, np.ndarray] = {}
-    y_pred, history, best_epoch, state, device = fit_fn(config, fold, features, part, shapes, n_classes, seed,
-                                                        hooks, attention)
-    t_train = time.perf_counter()
+    y_pred, history, best_epoch, state, device = fit_fn(config, p.fold, features, p.part, p.shapes, p.n_classes,
+                                                        p.seed, hooks, attention)
+    return finish_fold(config, p, features, hooks, y_pred, history, best_epoch, state, device, attention,
+                       time.perf_counter())
+
+
+def finish_fold(config: TrainConfig, p: Prepared, features: FeatureSet, hooks: Hooks, y_pred: np.ndarray,
+                history: list[dict[str, float]], best_epoch: int, state: dict, device: str,
+                attention: dict[str, np.ndarray], t_train: float) -> FoldResult:
+    """The fold's metrics, its weights (with the normalisation) and its :class:`FoldResult`
+    (``hooks.on_fold_end`` called)."""
+    fold, n_classes = p.fold, p.n_classes
     y_true = features.y[fold.test]
     metrics = classification_metrics(y_true, y_pred, n_classes)
     metrics.update(best_epoch=float(best_epoch), n_train=float(len(fold.train)),
                    n_validation=float(len(fold.validation)), n_test=float(len(fold.test)))
     buffer = io.BytesIO()
-    torch_save({"model": config.model, "variant": variant.name, "model_params": dict(config.model_params),
-                "input_shape": list(features.x.shape[1:]), "shapes": {k: list(v) for k, v in shapes.items()},
+    torch_save({"model": config.model, "variant": p.variant.name, "model_params": dict(config.model_params),
+                "input_shape": list(features.x.shape[1:]), "shapes": {k: list(v) for k, v in p.shapes.items()},
                 "n_classes": n_classes, "class_names": list(features.class_names), **state,
-                "norm": {k: {"mean": m, "std": s, "fill": fills[k]} for k, (m, s) in stats.items()}}, buffer)
+                "norm": {k: {"mean": m, "std": s, "fill": p.fills[k]} for k, (m, s) in p.stats.items()}}, buffer)
     t_end = time.perf_counter()
     result = FoldResult(
         fold=fold.name,
@@ -137,8 +169,8 @@ def _run_fold(config: TrainConfig, fold: Fold, features: FeatureSet, hooks: Hook
         y_pred=y_pred,
         history=history,
         weights=buffer.getvalue(),
-        timing={"train_s": t_train - t0, "test_s": t_end - t_train, "total_s": t_end - t0},
-        params={"seed": seed, "device": device, "variant": variant.name},
+        timing={"train_s": t_train - p.t0, "test_s": t_end - t_train, "total_s": t_end - p.t0},
+        params={"seed": p.seed, "device": device, "variant": p.variant.name},
         device=device,
         attention=attention,
     )
@@ -237,18 +269,7 @@ def _fit_torch(config, fold, features, part, shapes, n_classes, seed, hooks, att
                 torch.from_numpy(features.y[rows].astype(np.int64)).to(device))
 
     def build():
-        torch.manual_seed(seed)  # every model of this fold (inner ones and the final one) starts alike
-        model = create_model(config.model, shapes, n_classes, variant=config.variant, **config.model_params)
-        if config.pretrained is not None:
-            from moodops.pipelines.pretrain import load_pretrained
-
-            state = torch.load(io.BytesIO(config.pretrained), map_location="cpu", weights_only=True)
-            # a two-modality MV-SSTMA checkpoint also serves a one-modality model (its Table 1): the extractor
-            # the model lacks is left out, the other must fit exactly
-            absent = {p for p in ("eeg_extractor", "eye_extractor") if getattr(model, p, False) is None}
-            state = {k: v for k, v in state.items() if k.split(".", 1)[0] not in absent}
-            load_pretrained(model, state, freeze=config.freeze_pretrained)
-        return model.to(device)
+        return build_model(config, shapes, n_classes, seed, device)
 
     train, y_train = tensors(fold.train)
     validation, y_val = tensors(fold.validation)
@@ -274,10 +295,7 @@ def _fit_torch(config, fold, features, part, shapes, n_classes, seed, hooks, att
     history, best_epoch = fit(model, config, fold.name, train, y_train, validation, y_val, hooks, generator,
                               epochs=epochs, on_epoch=on_epoch)
     if maps:
-        attention["epochs"] = np.array([e for e in moments if e <= len(history)], dtype=np.int64)
-        attention["during"] = np.stack(during)
-        attention["test"] = class_attention(model, test["x"], y_test_np, n_classes, config.batch_size * 4)
-        attention["relevance"] = class_relevance(model, test, y_test_np, n_classes, config.batch_size * 4)
+        record_attention(attention, model, test, y_test_np, n_classes, config, moments, during, len(history))
     for epoch, row in enumerate(inner):  # the inner curve beside the final training's, epoch by epoch
         if epoch < len(history):
             history[epoch].update(row)
@@ -286,6 +304,34 @@ def _fit_torch(config, fold, features, part, shapes, n_classes, seed, hooks, att
     _, y_pred = _evaluate(model, test, y_test, config.batch_size * 4, torch.nn.CrossEntropyLoss(), config)
     state = {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
     return y_pred, history, best_epoch, state, str(device)
+
+
+def build_model(config: TrainConfig, shapes: dict[str, tuple[int, ...]], n_classes: int, seed: int, device):
+    """A fold's fresh model on ``device``, seeded with ``seed`` (every model of a fold, inner ones and the
+    final one, starts alike), with ``config.pretrained`` loaded."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = create_model(config.model, shapes, n_classes, variant=config.variant, **config.model_params)
+    if config.pretrained is not None:
+        from moodops.pipelines.pretrain import load_pretrained
+
+        state = torch.load(io.BytesIO(config.pretrained), map_location="cpu", weights_only=True)
+        # a two-modality MV-SSTMA checkpoint also serves a one-modality model (its Table 1): the extractor
+        # the model lacks is left out, the other must fit exactly
+        absent = {p for p in ("eeg_extractor", "eye_extractor") if getattr(model, p, False) is None}
+        state = {k: v for k, v in state.items() if k.split(".", 1)[0] not in absent}
+        load_pretrained(model, state, freeze=config.freeze_pretrained)
+    return model.to(device)
+
+
+def record_attention(attention: dict, model, test: dict, y_test: np.ndarray, n_classes: int, config: TrainConfig,
+                     moments: list[int], during: list[np.ndarray], n_epochs: int) -> None:
+    """Fill ``attention`` with the kept model's maps of the test part (§3.5) beside those of ``during``."""
+    attention["epochs"] = np.array([e for e in moments if e <= n_epochs], dtype=np.int64)
+    attention["during"] = np.stack(during)
+    attention["test"] = class_attention(model, test["x"], y_test, n_classes, config.batch_size * 4)
+    attention["relevance"] = class_relevance(model, test, y_test, n_classes, config.batch_size * 4)
 
 
 def _inner_epochs(config, fold, features, tensors, build, seed, hooks) -> tuple[int, list[dict[str, float]]]:

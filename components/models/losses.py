@@ -23,16 +23,23 @@ class _InverseSqrt(torch.autograd.Function):
     for every direction a small batch or a constant column leaves at ``r``.
     """
 
-    @staticmethod
-    def forward(ctx, matrix: torch.Tensor, eps: float) -> torch.Tensor:  # type: ignore[override]
-        values, vectors = torch.linalg.eigh(matrix)
-        f = values.clamp_min(eps).rsqrt()
-        ctx.save_for_backward(values, vectors, f)
-        ctx.eps = eps
-        return (vectors * f) @ vectors.mT
+    generate_vmap_rule = True  # packed folds (torch.func.vmap) batch it as written
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def forward(matrix: torch.Tensor, eps: float):  # type: ignore[override]
+        values, vectors = torch.linalg.eigh(matrix)
+        f = values.clamp_min(eps).rsqrt()
+        return (vectors * f) @ vectors.mT, values, vectors, f  # the result, then what backward needs
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        _, values, vectors, f = output
+        ctx.mark_non_differentiable(values, vectors, f)
+        ctx.save_for_backward(values, vectors, f)
+        ctx.eps = inputs[1]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor, *_) -> tuple[torch.Tensor, None]:  # type: ignore[override]
         values, vectors, f = ctx.saved_tensors
         slope = torch.where(values > ctx.eps, -0.5 * f ** 3, torch.zeros_like(f))  # 0 where clamped
         diff = values.unsqueeze(1) - values.unsqueeze(0)
@@ -69,7 +76,7 @@ def dcca_loss(h1: torch.Tensor, h2: torch.Tensor, out_dim: int | None = None, re
     s11 = a.mT @ a / n + reg * torch.eye(d1, dtype=a.dtype, device=a.device)
     s22 = b.mT @ b / n + reg * torch.eye(d2, dtype=b.dtype, device=b.device)
     s12 = a.mT @ b / n
-    t = _InverseSqrt.apply(s11, eps) @ s12 @ _InverseSqrt.apply(s22, eps)
+    t = _InverseSqrt.apply(s11, eps)[0] @ s12 @ _InverseSqrt.apply(s22, eps)[0]
     gram = t.mT @ t if d2 <= d1 else t @ t.mT  # the smaller one: its eigenvalues are the σ²
     gram = 0.5 * (gram + gram.mT)
     # eigvalsh's backward only needs the eigenvectors (V diag(g) Vᵀ): stable under repeated values
