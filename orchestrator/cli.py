@@ -169,6 +169,7 @@ def run(
     freeze_encoder: Annotated[Optional[bool], typer.Option("--freeze-encoder/--finetune-encoder", help="Keep the pretrained weights fixed, or fine-tune them with the rest (default).")] = None,
     cpus_per_fold: Annotated[Optional[float], typer.Option(help="CPUs per fold task (also its torch threads).")] = None,
     gpus_per_fold: Annotated[Optional[float], typer.Option(help="GPUs per fold task; fractions share a GPU.")] = None,
+    folds_per_task: Annotated[Optional[str], typer.Option(help="Folds trained together as one packed model per Ray task (the task asks for --cpus/--gpus-per-fold): an int, or auto (1 on CPUs; on GPUs up to 8, by model size).")] = None,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray).")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: ./mlflow.db).")] = None,
     experiment: Annotated[Optional[str], typer.Option(help="MLflow experiment name.")] = None,
@@ -188,7 +189,7 @@ def run(
                label=label, model=model, variant=variant, epochs=epochs, seed=seed, subjects=subjects, ratio=ratio,
                split_level=split_level, train_trials=train_trials, test_session=test_session, feature=feature,
                encoder=encoder, freeze_encoder=freeze_encoder, cpus_per_fold=cpus_per_fold, gpus_per_fold=gpus_per_fold,
-               address=address, tracking_uri=tracking_uri, experiment=experiment,
+               folds_per_task=folds_per_task, address=address, tracking_uri=tracking_uri, experiment=experiment,
                output_json=str(output_json) if output_json else None, resume=resume)
     _apply_set(cli, set_)
     cfg = resolve_config(cli, config, params_path=params)

@@ -93,6 +93,9 @@ class RunConfig:
     # resources
     cpus_per_fold: float = 1.0
     gpus_per_fold: float = 0.0
+    # folds trained together as one packed model in one Ray task (moodops.pipelines.packed); "auto": 1 for
+    # CPU tasks, on GPUs as many as keep the stacked weights small (at most 8)
+    folds_per_task: int | str = "auto"
     max_retries: int = 2
     address: str | None = None
     # resume and tracking faults
@@ -137,6 +140,12 @@ class RunConfig:
             raise ConfigError(
                 f"The 'gpus_per_fold' parameter must be a fraction <= 1 or a whole number. Got {self.gpus_per_fold}."
             )
+        if isinstance(self.folds_per_task, str) and self.folds_per_task.strip().isdigit():
+            self.folds_per_task = int(self.folds_per_task)
+        if self.folds_per_task != "auto" and (isinstance(self.folds_per_task, bool)
+                                              or not isinstance(self.folds_per_task, int) or self.folds_per_task < 1):
+            raise ConfigError(f"The 'folds_per_task' parameter must be 'auto' or an int >= 1. "
+                              f"Got {self.folds_per_task!r} instead.")
         if self.max_retries < 0:
             raise ConfigError(f"The 'max_retries' parameter must be >= 0. Got {self.max_retries} instead.")
         if self.seq_len is not None and self.seq_len < 1:
@@ -195,7 +204,7 @@ class RunConfig:
     def config_hash(self) -> str:
         """Hash of everything that changes results (not where they are sent or how fast)."""
         ignore = {"address", "tracking_uri", "experiment", "output_json", "cache_dir", "cpus_per_fold",
-                  "gpus_per_fold", "max_retries", "resume", "tracking_retry_s"}
+                  "gpus_per_fold", "folds_per_task", "max_retries", "resume", "tracking_retry_s"}
         data = {k: v for k, v in self.to_dict().items() if k not in ignore}
         if data.get("precision") == "fp32":  # the setting came later: fp32 runs keep the hash they had
             del data["precision"]

@@ -53,6 +53,22 @@ def _fold_task(config: TrainConfig, fold: Fold, features: FeatureSet, num_thread
     return result
 
 
+def _packed_task(config: TrainConfig, folds: list[Fold], features: FeatureSet, num_threads: int) -> list[FoldResult]:
+    """Runs inside a Ray worker: ``folds`` trained as one packed model (``--folds-per-task``)."""
+    import ray
+    import torch
+
+    from moodops.pipelines.hooks import LoggingHooks
+    from moodops.pipelines.packed import run_folds_packed
+
+    torch.set_num_threads(num_threads)
+    results = run_folds_packed(dataclasses.replace(config, num_threads=num_threads), folds, features, LoggingHooks())
+    node = ray.get_runtime_context().get_node_id()
+    for result in results:
+        result.node_id = node
+    return results
+
+
 def init_ray(address: str | None, num_cpus: int | None = None) -> bool:
     """Join ``address`` (or ``RAY_ADDRESS``) or start a local Ray; True if we started it."""
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -157,6 +173,7 @@ def run_folds(
     on_progress: Callable[[Progress], None] | None = None,
     on_abandon: Callable[[Fold, str], None] | None = None,
     task: Callable[..., FoldResult] = _fold_task,
+    folds_per_task: int = 1,
 ) -> list[FoldResult]:
     """Submit every fold, call ``on_result`` as each finishes, return all results.
 
@@ -164,15 +181,24 @@ def run_folds(
     Python error inside a fold is not retried: it cancels the remaining
     folds (``on_abandon`` for each) and raises :class:`FoldFailedError`.
     ``task`` is the function each Ray task runs (fault-injection tests wrap it).
+    ``folds_per_task`` > 1: each task trains that many folds packed as one model
+    (:func:`moodops.pipelines.packed.run_folds_packed`), asking for ``cpus_per_fold`` CPUs and
+    ``gpus_per_fold`` GPUs for the task; its folds' results arrive together.
     """
     import ray
 
     features_ref = ray.put(features)
     threads = max(1, int(math.floor(cpus_per_fold)))
+    if folds_per_task > 1:
+        task = _packed_task
+        units: list[list[Fold]] = [folds[i:i + folds_per_task] for i in range(0, len(folds), folds_per_task)]
     remote = ray.remote(task).options(
         num_cpus=cpus_per_fold, num_gpus=gpus_per_fold, max_retries=max_retries, retry_exceptions=False
     )
-    pending = {remote.remote(config, fold, features_ref, threads): fold for fold in folds}
+    if folds_per_task > 1:
+        pending = {remote.remote(config, unit, features_ref, threads): unit for unit in units}
+    else:
+        pending = {remote.remote(config, fold, features_ref, threads): fold for fold in folds}
     results: list[FoldResult] = []
     start = time.monotonic()
     try:
@@ -180,10 +206,11 @@ def run_folds(
             _wait_for_folds(pending, results, folds, on_result, on_progress, start)
     except BaseException as e:
         reason = f"abandoned: {e}" if not isinstance(e, KeyboardInterrupt) else "interrupted"
-        for ref, fold in pending.items():
+        for ref, unit in pending.items():
             ray.cancel(ref, force=True)
             if on_abandon is not None:
-                on_abandon(fold, reason)
+                for fold in (unit if isinstance(unit, list) else [unit]):
+                    on_abandon(fold, reason)
         raise
     return results
 
@@ -199,22 +226,26 @@ def _wait_for_folds(pending: dict, results: list[FoldResult], folds: list[Fold],
         interrupts.check()  # Ctrl-C, raised here rather than inside a tracking-store write
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
         for ref in ready:
-            fold = pending.pop(ref)
+            unit = pending.pop(ref)
+            packed = isinstance(unit, list)  # a packed task: its folds fail or finish together
+            name = ", ".join(f.name for f in unit) if packed else unit.name
             try:
                 result = ray.get(ref)
             except RayTaskError as e:
                 cause = e.cause if getattr(e, "cause", None) is not None else str(e)
-                raise FoldFailedError(fold.name, cause) from None
+                raise FoldFailedError(name, cause) from None
             except (TaskCancelledError, GetTimeoutError) as e:
-                raise FoldFailedError(fold.name, e) from None
+                raise FoldFailedError(name, e) from None
             except RayError as e:  # worker or node died after all retries
-                raise FoldFailedError(fold.name, f"{type(e).__name__}: {e}") from None
-            results.append(result)
-            on_result(fold, result)
+                raise FoldFailedError(name, f"{type(e).__name__}: {e}") from None
+            for fold, one in (zip(unit, result) if packed else [(unit, result)]):
+                results.append(one)
+                on_result(fold, one)
         now = time.monotonic()
         if on_progress is not None and (ready or now - last_report >= 1.0):
             last_report = now
-            on_progress(_progress(results, len(folds), len(pending), now - start))
+            on_progress(_progress(results, len(folds), sum(len(u) if isinstance(u, list) else 1 for u in pending.values()),
+                                  now - start))
 
 
 def _progress(results: list[FoldResult], total: int, running: int, elapsed: float) -> Progress:

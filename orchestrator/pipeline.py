@@ -49,7 +49,7 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "pipelines" / "presets"
 _REF = re.compile(r"^\$\{([A-Za-z0-9_\-]+)\.(encoder)\}$")
 #: Keys that say where results go or how fast they come, not what they are (left out of stage keys).
 _NOT_CONTENT = {"tracking_uri", "experiment", "output_json", "cache_dir", "address", "cpus_per_fold",
-                "gpus_per_fold", "max_retries", "workers", "use_gpu", "register_as", "alias", "resume",
+                "gpus_per_fold", "folds_per_task", "max_retries", "workers", "use_gpu", "register_as", "alias", "resume",
                 "tracking_retry_s"}
 STAGE_KEY_TAG = "moodops.stage_key"
 CODE_VERSION = 1  # bump when a change to moodops should invalidate cached stages

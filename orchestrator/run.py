@@ -615,8 +615,11 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
                 except Exception as e:  # noqa: BLE001 - created when its result is logged instead
                     logger.warning("fold %s: could not create its MLflow run yet (%s)", fold.name, e)
             ledger.update(children=children)
-            reporter.status(f"running {len(missing)} fold(s) on Ray: {config.cpus_per_fold:g} CPU"
-                            f"{f', {config.gpus_per_fold:g} GPU' if config.gpus_per_fold else ''} per fold")
+            per_task = resolve_folds_per_task(config, tconf, features)
+            packing = (f", packed {per_task} per task ({-(-len(missing) // per_task)} tasks)" if per_task > 1 else "")
+            reporter.status(f"running {len(missing)} fold(s) on Ray{packing}: {config.cpus_per_fold:g} CPU"
+                            f"{f', {config.gpus_per_fold:g} GPU' if config.gpus_per_fold else ''} per "
+                            f"{'task' if per_task > 1 else 'fold'}")
 
             def on_result(fold: Fold, result: FoldResult) -> None:
                 ledger.record(result)  # first: on disk the moment it finishes
@@ -630,7 +633,8 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
 
             results += run_folds(missing, features, tconf, cpus_per_fold=config.cpus_per_fold,
                                  gpus_per_fold=config.gpus_per_fold, max_retries=config.max_retries,
-                                 on_result=on_result, on_progress=reporter.progress, on_abandon=on_abandon)
+                                 on_result=on_result, on_progress=reporter.progress, on_abandon=on_abandon,
+                                 folds_per_task=per_task)
         _log_pending(results, logged, log_result, ledger, config.tracking_retry_s, reporter)
 
         summary_metrics = aggregate(results)
@@ -759,6 +763,27 @@ def _log_pending(results: list[FoldResult], logged: set[str], log_result, ledger
             f"tracking store unreachable: {len(pending)} fold result(s) "
             f"({', '.join(r.fold for r in pending[:5])}{' …' if len(pending) > 5 else ''}) are saved in "
             f"{ledger.folder} but not logged; re-run the same command when the server is back to log them")
+
+
+def resolve_folds_per_task(config: RunConfig, tconf: TrainConfig, features: FeatureSet) -> int:
+    """``folds_per_task`` as a number: as given, or for ``auto`` what
+    :func:`moodops.pipelines.packed.auto_folds_per_task` picks for this model's size on the tasks' device
+    (1 for models that cannot pack)."""
+    from moodops.pipelines.packed import auto_folds_per_task, packable
+
+    if not packable(tconf):
+        return 1
+    if config.folds_per_task != "auto":
+        return int(config.folds_per_task)
+    if config.gpus_per_fold <= 0 or tconf.device == "cpu":
+        return 1
+    from moodops.components.models import MODELS, create_model
+
+    variant = MODELS.get(tconf.model).variant(tconf.variant)
+    shapes = {"x": features.x.shape[1:], **{k: features.extra[k].shape[1:] for k in variant.extras}}
+    model = create_model(tconf.model, shapes, max(2, len(features.class_names)), variant=tconf.variant,
+                         **tconf.model_params)
+    return auto_folds_per_task(sum(p.numel() for p in model.parameters()), on_gpu=True)
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -134,6 +134,35 @@ def test_fold_error_fails_the_run_with_its_message(easy_deap, tmp_path):
     assert [c.info.status for c in children] == ["FAILED"]
 
 
+@pytest.mark.slow
+def test_folds_packed_per_task_keep_their_own_results_child_runs_and_ledger(easy_deap, tmp_path):
+    """--folds-per-task 3 over 4 folds: two Ray tasks (3 packed folds and 1), and still a result, a
+    finished child run with its per-epoch curve and a ledger entry per fold; a bad value is refused."""
+    out = tmp_path / "result.json"
+    proc = moodops("run", "loso", "--dataset", "deap", "--root", str(easy_deap), "--model", "mood_reader",
+                   "--variant", "stib_cf", "--epochs", "10", "--folds-per-task", "3", "--set", "patience=10", "--set",
+                   'model_params={"dim": 16, "heads": 2}', "--set", f"cache_dir={tmp_path / 'cache'}",
+                   "--output-json", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "running 4 fold(s) on Ray, packed 3 per task (2 tasks): 1 CPU per task" in proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+    assert sorted(tuple(f["test_subjects"]) for f in result["folds"]) == [(s,) for s in range(1, N_SUBJECTS + 1)]
+    assert result["aggregate"]["test_accuracy_mean"] > 0.75, result["aggregate"]
+    client = mlflow_client(tmp_path)
+    children = children_of(client, result["experiment_id"], result["parent_run_id"])
+    assert sorted(c.info.run_name for c in children) == [f"subject-{s:02d}" for s in range(1, N_SUBJECTS + 1)]
+    for child in children:
+        assert child.info.status == "FINISHED" and "test_accuracy" in child.data.metrics
+        assert len(client.get_metric_history(child.info.run_id, "train_loss")) == 10
+    (run,) = [p for p in (tmp_path / "cache" / "runs").iterdir() if (p / "folds").is_dir()]  # a ledger entry per fold
+    assert sorted(p.name for p in (run / "folds").iterdir() if not p.name.startswith(".")) == [
+        f"subject-{s:02d}" for s in range(1, N_SUBJECTS + 1)]
+    assert all((run / "folds" / f"subject-{s:02d}" / "weights.pt").stat().st_size > 0 for s in range(1, 5))
+    bad = moodops("run", "loso", "--dataset", "deap", "--root", str(easy_deap), "--folds-per-task", "0", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == (
+        "moodops: error: The 'folds_per_task' parameter must be 'auto' or an int >= 1. Got 0 instead.")
+
+
 def test_bad_root_is_one_line_and_marks_the_parent_failed(tmp_path):
     missing = tmp_path / "no-such-deap"
     proc = moodops("run", "loso", "--dataset", "deap", "--root", str(missing), cwd=tmp_path)
