@@ -177,7 +177,7 @@ def pretrain(data: dict[str, np.ndarray], config: PretrainConfig, hooks: Hooks |
     if config.num_threads:
         torch.set_num_threads(int(config.num_threads))
     torch.manual_seed(config.seed)
-    from moodops.pipelines.train import resolve_device
+    from moodops.pipelines.train import make_optimizer, resolve_device
 
     device = distributed.device if distributed and distributed.device is not None else resolve_device(config.device)
     order = np.random.default_rng(config.seed).permutation(n)
@@ -190,8 +190,7 @@ def pretrain(data: dict[str, np.ndarray], config: PretrainConfig, hooks: Hooks |
     core = model
     if distributed:
         model = distributed.prepare_model(model)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
-                                  weight_decay=config.weight_decay)
+    optimizer = make_optimizer(torch.optim.AdamW, [p for p in model.parameters() if p.requires_grad], config)
     steps = config.epochs * math.ceil(len(train_idx) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=max(steps, 1),
                                                     pct_start=0.1)

@@ -24,3 +24,24 @@ def machine() -> dict[str, str | int]:
 
     return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "memory_gib": mem, "python": platform.python_version(),
             "numpy": numpy.__version__, "scipy": scipy.__version__, "platform": platform.platform()}
+
+
+def sgemm_gflops(device=None, seconds: float = 2.0) -> float:
+    """The float32 rate of a 2048 × 2048 matmul on ``device`` (default CPU) with torch's current threads: the
+    yardstick every training throughput of a benchmark run is compared with, measured in the same run."""
+    import time
+
+    import torch
+
+    device = torch.device(device or "cpu")
+    a = torch.randn(2048, 2048, device=device)
+    b = torch.randn(2048, 2048, device=device)
+    for _ in range(3):
+        a @ b
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * 2048 ** 3 * n / (time.perf_counter() - t0) / 1e9
