@@ -154,6 +154,7 @@ def run(
     dataset: Annotated[Optional[str], typer.Option(help="Dataset name (see `moodops list datasets`).")] = None,
     root: Annotated[Optional[Path], typer.Option(help="The dataset on disk.")] = None,
     synthetic: Annotated[Optional[bool], typer.Option("--synthetic", help="Use (and on first use generate) a full-size synthetic dataset in the real format.")] = None,
+    synthetic_subjects: Annotated[Optional[int], typer.Option(help="With --synthetic: a copy with this many subjects (default: as many as the real release).")] = None,
     label: Annotated[Optional[str], typer.Option(help="Target: valence, arousal, dominance, liking or quadrant.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Model name (see `moodops list models`).")] = None,
     variant: Annotated[Optional[str], typer.Option(help="Model variant (ablation); 'auto': the fullest one the dataset's modalities allow.")] = None,
@@ -186,6 +187,7 @@ def run(
     from moodops.orchestrator.run import run_experiment
 
     cli = dict(protocol=protocol.value, dataset=dataset, root=str(root) if root else None, synthetic=synthetic,
+               synthetic_subjects=synthetic_subjects,
                label=label, model=model, variant=variant, epochs=epochs, seed=seed, subjects=subjects, ratio=ratio,
                split_level=split_level, train_trials=train_trials, test_session=test_session, feature=feature,
                encoder=encoder, freeze_encoder=freeze_encoder, cpus_per_fold=cpus_per_fold, gpus_per_fold=gpus_per_fold,

@@ -185,6 +185,8 @@ class RunConfig:
             raise ConfigError(invalid_choice("labelled_unit", self.labelled_unit, ("sample", "trial")))
         if self.eye_scaling not in ("zscore", "range"):
             raise ConfigError(invalid_choice("eye_scaling", self.eye_scaling, ("zscore", "range")))
+        if self.synthetic_subjects is not None and self.synthetic_subjects < 1:
+            raise ConfigError(f"synthetic_subjects must be at least 1, got {self.synthetic_subjects}")
         if self.synthetic_face_layout not in ("complete", "deap"):
             raise ConfigError(invalid_choice("synthetic_face_layout", self.synthetic_face_layout, ("complete", "deap")))
         if self.precision not in ("fp32", "bf16"):

@@ -12,7 +12,12 @@ A synthetic DEAP of ``--subjects`` subjects (40 × 60-s trials, the real format)
   the run ledger and MLflow logging of every fold included.
 
 Overhead per fold = (wall with 1 parallel fold − sequential wall) / folds, also as a fraction of the
-mean fold time; efficiency with K = sequential wall / (K × wall). Results (with the machine) go to
+mean fold time; efficiency with K = sequential wall / (K × wall). Each Ray run's wall is also split
+into its phases, from the run's own reports: *setup* (features from the cache, the MLflow parent run,
+the ledger) until the folds are submitted, *folds* until the last fold's result is handled, *finish*
+(aggregate metrics, the parent's plots and tables) until the run returns; beside them the folds' own
+training time (inside the workers) and the CPU seconds the driver process spent (MLflow logging and
+plots of each fold happen there, on the same 2 cores as the workers). Results (with the machine) go to
 tests/benchmarks/results/fanout-cpu.json. A GPU machine can add ``--gpus-per-fold 0.25``.
 """
 from __future__ import annotations
@@ -48,6 +53,22 @@ def main() -> None:
     from moodops.orchestrator.run import Reporter, _protocol, prepare_features, resolve_model_defaults, train_config
     from moodops.pipelines.evaluate import run_fold
 
+    class Timeline(Reporter):
+        """Times of the run's own reports: when the folds were submitted, when each result was handled."""
+
+        def __init__(self) -> None:
+            self.submitted: float | None = None
+            self.done: list[float] = []
+            self.fold_s: list[float] = []
+
+        def status(self, message: str) -> None:
+            if message.startswith("running ") and self.submitted is None:
+                self.submitted = time.perf_counter()
+
+        def fold_done(self, fold, result) -> None:
+            self.done.append(time.perf_counter())
+            self.fold_s.append(result.timing["total_s"])
+
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -70,21 +91,33 @@ def main() -> None:
         for k in (int(v) for v in args.parallel.split(",")):
             ray.init(address="local", num_cpus=k, include_dashboard=False, log_to_driver=False,
                      logging_level="ERROR")
+            timeline = Timeline()
             try:
+                cpu0 = time.process_time()
                 t0 = time.perf_counter()
                 summary = __import__("moodops.orchestrator.run", fromlist=["run_experiment"]).run_experiment(
-                    dataclasses.replace(base, experiment=f"fanout-{k}", resume=False))
+                    dataclasses.replace(base, experiment=f"fanout-{k}", resume=False), timeline)
                 wall = time.perf_counter() - t0
+                driver_cpu = time.process_time() - cpu0
             finally:
                 ray.shutdown()
             runs[f"{k}_parallel"] = {"wall_s": round(wall, 2), "folds": len(summary.folds),
                                      "speedup_vs_sequential": round(sequential / wall, 2),
-                                     "efficiency": round(sequential / (k * wall), 2)}
+                                     "efficiency": round(sequential / (k * wall), 2),
+                                     "setup_s": round(timeline.submitted - t0, 2),
+                                     "folds_s": round(timeline.done[-1] - timeline.submitted, 2),
+                                     "finish_s": round(t0 + wall - timeline.done[-1], 2),
+                                     "fold_training_s_sum": round(sum(timeline.fold_s), 2),
+                                     "driver_cpu_s": round(driver_cpu, 2)}
             print(k, runs[f"{k}_parallel"], flush=True)
     if "1_parallel" in runs:
         per_fold = (runs["1_parallel"]["wall_s"] - sequential) / len(folds)
         runs["overhead_per_fold_s"] = round(per_fold, 3)
         runs["overhead_fraction_of_fold"] = round(per_fold / (sequential / len(folds)), 3)
+        one = runs["1_parallel"]  # one fold at a time: what the folds phase adds to the folds' own training
+        in_phase = (one["folds_s"] - one["fold_training_s_sum"]) / len(folds)
+        runs["in_fan_out_overhead_per_fold_s"] = round(in_phase, 3)
+        runs["in_fan_out_overhead_fraction_of_fold"] = round(in_phase / (sequential / len(folds)), 3)
     result = {"benchmark": "LOSO fan-out: sequential in-process folds vs moodops on a local Ray",
               "model": args.model, "variant": args.variant, "subjects": args.subjects, "epochs": args.epochs,
               "fold_s": [round(s, 2) for s in fold_s], "runs": runs, "machine": machine()}

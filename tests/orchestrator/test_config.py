@@ -197,7 +197,7 @@ def test_synthetic_face_layout_is_complete_unless_asked_and_keeps_old_hashes():
     from moodops.orchestrator.pipeline import _validate, load_spec
 
     default = RunConfig(synthetic=True)
-    assert default.synthetic_face_layout == "complete"  # the README demo keeps all 32 subjects
+    assert default.synthetic_face_layout == "complete"  # the README demo's copy has every subject's faces
     assert default.config_hash() != RunConfig(synthetic=True, synthetic_face_layout="deap").config_hash()
     data = default.to_dict()
     del data["synthetic_face_layout"]
@@ -206,3 +206,9 @@ def test_synthetic_face_layout_is_complete_unless_asked_and_keeps_old_hashes():
         RunConfig(synthetic=True, synthetic_face_layout="release")
     spec = load_spec("dfcn_deap")
     assert {_validate(s, {}, "dfcn_deap", True).synthetic_face_layout for s in spec.stages} == {"deap"}
+
+
+def test_a_synthetic_copy_needs_at_least_one_subject():
+    assert RunConfig(synthetic=True, synthetic_subjects=10).synthetic_subjects == 10
+    with pytest.raises(ConfigError, match="synthetic_subjects must be at least 1, got 0"):
+        RunConfig(synthetic=True, synthetic_subjects=0)

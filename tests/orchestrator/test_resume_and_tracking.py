@@ -280,7 +280,7 @@ def test_an_artifact_store_that_cannot_be_written_fails_the_parent_run_in_one_li
     work.mkdir()
     (work / "mlartifacts").write_text("not a folder")
     proc = subprocess.run([MOODOPS, "run", "loso", "--dataset", "deap", "--synthetic", "--model", "linear",
-                           "--epochs", "2", "--set", "synthetic_subjects=2", "--set", "synthetic_trials=4",
+                           "--epochs", "2", "--synthetic-subjects", "2", "--set", "synthetic_trials=4",
                            "--set", "synthetic_seconds=10"], cwd=work, env=env(), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 2, proc.stderr
