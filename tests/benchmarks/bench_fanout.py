@@ -18,7 +18,8 @@ the ledger) until the folds are submitted, *folds* until the last fold's result 
 (aggregate metrics, the parent's plots and tables) until the run returns; beside them the folds' own
 training time (inside the workers) and the CPU seconds the driver process spent (MLflow logging and
 plots of each fold happen there, on the same 2 cores as the workers). Results (with the machine) go to
-tests/benchmarks/results/fanout-cpu.json. A GPU machine can add ``--gpus-per-fold 0.25``.
+tests/benchmarks/results/fanout-<cpu|gpu>[-packed<K>].json. A GPU machine can add ``--gpus-per-fold 0.25``
+and ``--folds-per-task K|auto`` (the Ray runs then train K folds per task, packed).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--parallel", default="1,2")
     parser.add_argument("--gpus-per-fold", type=float, default=0.0)
+    parser.add_argument("--folds-per-task", default="1", help="--folds-per-task of the Ray runs: an int or auto")
     args = parser.parse_args()
 
     import ray
@@ -76,7 +78,7 @@ def main() -> None:
         write_synthetic_deap(tmp / "deap", n_subjects=args.subjects, n_trials=40, seconds=60, seed=0)
         base = RunConfig(protocol="loso", dataset="deap", root=str(tmp / "deap"), model=args.model,
                          variant=args.variant, epochs=args.epochs, patience=10**6, cpus_per_fold=1.0,
-                         gpus_per_fold=args.gpus_per_fold, tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+                         gpus_per_fold=args.gpus_per_fold, folds_per_task=args.folds_per_task, tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
         config = resolve_model_defaults(base)
         features = prepare_features(config, Reporter())  # cached for the runs below
         folds = _protocol(config).split(features)
@@ -120,8 +122,10 @@ def main() -> None:
         runs["in_fan_out_overhead_fraction_of_fold"] = round(in_phase / (sequential / len(folds)), 3)
     result = {"benchmark": "LOSO fan-out: sequential in-process folds vs moodops on a local Ray",
               "model": args.model, "variant": args.variant, "subjects": args.subjects, "epochs": args.epochs,
+              "folds_per_task": args.folds_per_task, "command": " ".join(["python", *sys.argv]),
               "fold_s": [round(s, 2) for s in fold_s], "runs": runs, "machine": machine()}
-    path = Path(__file__).parent / "results" / f"fanout-{'gpu' if args.gpus_per_fold else 'cpu'}.json"
+    packed = "" if args.folds_per_task == "1" else f"-packed{args.folds_per_task}"
+    path = Path(__file__).parent / "results" / f"fanout-{'gpu' if args.gpus_per_fold else 'cpu'}{packed}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

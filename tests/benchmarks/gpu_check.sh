@@ -9,6 +9,11 @@
 # $OUT/log.txt and $OUT/results.tar (tests/benchmarks/results/ after the run). The last step, a full
 # 32-subject LOSO of the default Mood Reader, gets what is left of LIMIT and says how far it got.
 #
+# STEPS picks and orders the steps (default: all, in this order): tests fractional models mv_sstma
+# pretrain packing fanout loso. Issue 17's GPU rows in one call, for example:
+#
+#     OUT=gpu-check LIMIT=540 STEPS="tests packing fanout loso" bash tests/benchmarks/gpu_check.sh
+#
 # On a machine that cannot install packages (the workplace's lent GPU machines have their own Python 3.12
 # and torch, and no registry), set SITE_TAR to a tar.xz of a `pip install --target` directory holding the
 # missing packages for that Python (ray, mlflow, optuna, mne and what they need, minus what the machine
@@ -43,40 +48,62 @@ if [ -n "${SITE_TAR:-}" ]; then
 fi
 python3 -c "import sys, torch, ray, mlflow, optuna; print(sys.version.split()[0], 'torch', torch.__version__, torch.version.cuda, torch.cuda.is_available(), 'ray', ray.__version__, 'mlflow', mlflow.__version__, 'optuna', optuna.__version__)"
 
-stamp "every model and variant on CUDA (fp32 and bf16), the CUDA fold tests"
-MOODOPS_TEST_DEVICE=cuda timeout 150 python3 -m pytest -q -p no:cacheprovider tests/components/models/test_every_model.py \
-  tests/pipelines/test_gpu.py --durations=8 2>&1 | tail -25
+step_tests() {
+  stamp "every model and variant on CUDA (fp32 and bf16), the CUDA fold tests, packed training"
+  MOODOPS_TEST_DEVICE=cuda timeout 150 python3 -m pytest -q -p no:cacheprovider tests/components/models/test_every_model.py \
+    tests/pipelines/test_gpu.py tests/components/models/test_packed.py --durations=8 2>&1 | tail -25
+}
 
-stamp "fractional GPUs per fold through Ray (moodops run loso --gpus-per-fold 0.25)"
-timeout 120 python3 -m pytest -q -p no:cacheprovider tests/orchestrator/test_cli_e2e.py -k fractional 2>&1 | tail -15
+step_fractional() {
+  stamp "fractional GPUs per fold through Ray (moodops run loso --gpus-per-fold 0.25)"
+  timeout 120 python3 -m pytest -q -p no:cacheprovider tests/orchestrator/test_cli_e2e.py -k fractional 2>&1 | tail -15
+}
 
-stamp "bench_models: fp32 and bf16 at the models' default batches, bf16 at batch 1024 (the heavy models)"
-timeout 90 python3 tests/benchmarks/bench_models.py --device cuda --seconds 1 --in-process > /tmp/extra/models-fp32.out 2>&1
-cat /tmp/extra/models-fp32.out
-timeout 90 python3 tests/benchmarks/bench_models.py --device cuda --seconds 1 --in-process --precision bf16 \
-  > /tmp/extra/models-bf16.out 2>&1
-cat /tmp/extra/models-bf16.out
-timeout 60 python3 tests/benchmarks/bench_models.py --device cuda --seconds 1 --in-process --precision bf16 \
-  --batch-size 1024 --only mv_sstma dfcn mood_reader 2>&1
+step_models() {
+  stamp "bench_models: fp32 and bf16 at the models' default batches, bf16 at batch 1024 (the heavy models)"
+  timeout 90 python3 tests/benchmarks/bench_models.py --device cuda --seconds 1 --in-process > /tmp/extra/models-fp32.out 2>&1
+  cat /tmp/extra/models-fp32.out
+  timeout 90 python3 tests/benchmarks/bench_models.py --device cuda --seconds 1 --in-process --precision bf16 \
+    > /tmp/extra/models-bf16.out 2>&1
+  cat /tmp/extra/models-bf16.out
+  timeout 60 python3 tests/benchmarks/bench_models.py --device cuda --seconds 1 --in-process --precision bf16 \
+    --batch-size 1024 --only mv_sstma dfcn mood_reader 2>&1
+}
 
-stamp "bench_mv_sstma_speed cuda"
-timeout 60 python3 tests/benchmarks/bench_mv_sstma_speed.py --label cuda --device cuda --seconds 2 2>&1 | tail -5
+step_mv_sstma() {
+  stamp "bench_mv_sstma_speed cuda"
+  timeout 60 python3 tests/benchmarks/bench_mv_sstma_speed.py --label cuda --device cuda --seconds 2 2>&1 | tail -5
+}
 
-stamp "bench_pretrain cuda fp32, bf16"
-for p in fp32 bf16; do
-  timeout 40 python3 tests/benchmarks/bench_pretrain.py --device cuda --epochs 3 --segments 8192 --batch-size 256 \
-    --precision $p 2>&1 | tail -3
+step_pretrain() {
+  stamp "bench_pretrain cuda fp32, bf16"
+  for p in fp32 bf16; do
+    timeout 40 python3 tests/benchmarks/bench_pretrain.py --device cuda --epochs 3 --segments 8192 --batch-size 256 \
+      --precision $p 2>&1 | tail -3
+  done
+}
+
+step_packing() {
+  stamp "bench_packing cuda: 8 folds alone vs packed, batch 32 and 256 (issue 17)"
+  timeout 150 python3 tests/benchmarks/bench_packing.py --device cuda --folds 8 --epochs 3 2>&1 | tail -12
+}
+
+step_fanout() {
+  stamp "bench_fanout: 8 subjects, mood_reader stib_cf, 3 epochs, 0.125 GPU per fold, 1 and 8 parallel; then packed (auto)"
+  timeout 150 python3 tests/benchmarks/bench_fanout.py --subjects 8 --epochs 3 --gpus-per-fold 0.125 --parallel 1,8 2>&1 \
+    | grep -v '^ '
+  timeout 120 python3 tests/benchmarks/bench_fanout.py --subjects 8 --epochs 3 --gpus-per-fold 0.125 --parallel 1 \
+    --folds-per-task auto 2>&1 | grep -v '^ '
+}
+
+step_loso() {
+  stamp "full 32-subject synthetic DEAP LOSO, default mood_reader, 0.25 GPU per task, folds packed (auto), against its FLOP floor (what is left of ${LIMIT} s)"
+  timeout $(( $(left) > 20 ? $(left) : 20 )) python3 tests/benchmarks/bench_loso.py --device cuda \
+    --extra "--gpus-per-fold 0.25 --folds-per-task auto" 2>&1 | grep -v '^ ' | tail -30
+  echo "loso rc=$?"
+}
+
+for s in ${STEPS:-tests fractional models mv_sstma pretrain packing fanout loso}; do
+  "step_$s"
 done
-
-stamp "bench_fanout: 8 subjects, mood_reader stib_cf, 3 epochs, 0.125 GPU per fold, 1 and 8 parallel"
-timeout 150 python3 tests/benchmarks/bench_fanout.py --subjects 8 --epochs 3 --gpus-per-fold 0.125 --parallel 1,8 2>&1 \
-  | grep -v '^ '
-
-stamp "full 32-subject synthetic DEAP LOSO, default mood_reader, 0.125 GPU per fold (what is left of ${LIMIT} s)"
-mkdir -p /tmp/loso && cd /tmp/loso && T1=$(date +%s)
-timeout $(( $(left) > 20 ? $(left) : 20 )) moodops run loso --dataset deap --synthetic --model mood_reader \
-  --gpus-per-fold 0.125 --output-json /tmp/extra/loso-cuda.json > /tmp/extra/loso.out 2> /tmp/extra/loso.err
-echo "loso rc=$? wall=$(( $(date +%s) - T1 )) s, folds finished: $(tr '\r' '\n' < /tmp/extra/loso.err | grep -c '(.* s, cuda)')"
-tail -5 /tmp/extra/loso.out
-cd - > /dev/null
 stamp done

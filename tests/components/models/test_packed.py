@@ -1,4 +1,6 @@
-"""Fold packing (``moodops.pipelines.packed``): K folds trained as one vmapped model, each as if alone."""
+"""Fold packing (``moodops.pipelines.packed``): K folds trained as one vmapped model, each as if alone.
+
+On the device in MOODOPS_TEST_DEVICE (default cpu), as the every-model tests."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +10,7 @@ import numpy as np
 import pytest
 
 from multimodal_data import holdout
-from test_every_model import SETTINGS, TORCH_CASES, case_id
+from test_every_model import DEVICE, SETTINGS, TORCH_CASES, case_id, device  # noqa: F401 (fixture)
 
 from moodops.components.types import Fold
 from moodops.pipelines import packed
@@ -37,6 +39,7 @@ def state_of(result) -> dict:
     ("mood_reader", "stib_eye_mlf", {"dim": 16, "heads": 2, "fusion_dim": 32, "dropout": 0.0}),  # BatchNorm head
     ("linear", "eeg_eye", {}),
 ])
+@pytest.mark.usefixtures("device")  # skips when MOODOPS_TEST_DEVICE=cuda has no CUDA
 def test_packed_folds_give_the_predictions_of_folds_trained_alone(model, variant, params, multimodal_samples):
     """Same seeds, no randomness in the forward pass: every member's training curve, picked epoch and
     test predictions are those of its fold trained alone, up to float rounding. Early stopping acts
@@ -50,7 +53,7 @@ def test_packed_folds_give_the_predictions_of_folds_trained_alone(model, variant
     samples = multimodal_samples("de", 4)
     folds = three_folds(samples.n_samples)
     config = TrainConfig(model=model, variant=variant, model_params=params, epochs=12, batch_size=16, lr=3e-3,
-                         patience=2, min_epochs=2, seed=0, device="cpu")
+                         patience=2, min_epochs=2, seed=0, device=DEVICE)
     alone = [run_fold(config, fold, samples) for fold in folds]
     together = run_folds_packed(config, folds, samples)
     assert [r.fold for r in together] == [f.name for f in folds]
@@ -70,6 +73,7 @@ def test_packed_folds_give_the_predictions_of_folds_trained_alone(model, variant
         assert len({len(r.history) for r in together}) > 1, [len(r.history) for r in together]
 
 
+@pytest.mark.usefixtures("device")  # skips when MOODOPS_TEST_DEVICE=cuda has no CUDA
 def test_a_member_that_stops_early_is_not_updated_again(multimodal_samples, monkeypatch):
     """Every optimizer step names the members it updates: a member that stopped early appears in no
     step after its last epoch, while the others go on."""
@@ -79,7 +83,7 @@ def test_a_member_that_stops_early_is_not_updated_again(multimodal_samples, monk
     last = folds[2]
     folds[2] = dataclasses.replace(last, validation=last.validation[samples.y[last.validation] == 0])
     config = TrainConfig(model="linear", variant="default", epochs=15, batch_size=16, lr=3e-2, patience=1,
-                         min_epochs=2, seed=0, device="cpu")
+                         min_epochs=2, seed=0, device=DEVICE)
     steps: list[list[int]] = []
     original = packed._StackedAdam.step
 
@@ -100,6 +104,7 @@ def test_a_member_that_stops_early_is_not_updated_again(multimodal_samples, monk
 
 
 @pytest.mark.parametrize("case", TORCH_CASES, ids=case_id)
+@pytest.mark.usefixtures("device")  # skips when MOODOPS_TEST_DEVICE=cuda has no CUDA
 def test_every_torch_model_trains_packed(case, multimodal_samples):
     """Every model and variant (dropout, MV-SSTMA's DCCA term, DFCN's BatchNorm3d, ...) trains packed:
     each member's training loss falls and each fold gets its own result."""
@@ -108,7 +113,7 @@ def test_every_torch_model_trains_packed(case, multimodal_samples):
     samples = multimodal_samples(name == "dfcn" and "dfc" or "de", s["n_windows"])
     folds = three_folds(samples.n_samples)[:2]
     config = TrainConfig(model=name, variant=variant, model_params=s["params"], epochs=4, lr=s["lr"], batch_size=32,
-                         patience=10, seed=0, device="cpu")
+                         patience=10, seed=0, device=DEVICE)
     results = run_folds_packed(config, folds, samples)
     assert [r.fold for r in results] == ["fold-0", "fold-1"]
     for r, fold in zip(results, folds):
