@@ -210,6 +210,8 @@ def main() -> None:
         out["machine"]["gpu"] = torch.cuda.get_device_name(0)
     suffix = ("" if args.precision == "fp32" else f"-{args.precision}") + (f"-b{args.batch_size}" if args.batch_size else "")
     suffix += "-profile" if args.profile else ""  # profiled steps are slower: kept apart from the plain rates
+    if args.only and not args.profile:  # a partial run keeps the full table
+        suffix += "-only-" + "-".join(args.only)
     path = Path(__file__).parent / "results" / f"models-{args.device.split(':')[0]}{suffix}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
 
