@@ -190,7 +190,8 @@ def pretrain(data: dict[str, np.ndarray], config: PretrainConfig, hooks: Hooks |
     core = model
     if distributed:
         model = distributed.prepare_model(model)
-    optimizer = make_optimizer(torch.optim.AdamW, [p for p in model.parameters() if p.requires_grad], config)
+    optimizer = make_optimizer(torch.optim.AdamW, [p for p in model.parameters() if p.requires_grad], config.lr,
+                               config.weight_decay)
     steps = config.epochs * math.ceil(len(train_idx) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=max(steps, 1),
                                                     pct_start=0.1)

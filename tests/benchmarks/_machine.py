@@ -38,8 +38,10 @@ def sgemm_gflops(device=None, seconds: float = 2.0) -> float:
     b = torch.randn(2048, 2048, device=device)
     for _ in range(3):
         a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+    while time.perf_counter() - t0 < seconds or n < 3:
         a @ b
         n += 1
     if device.type == "cuda":

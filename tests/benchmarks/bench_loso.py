@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--extra", default="", help="more CLI arguments")
     parser.add_argument("--device", default="cpu", help="where the sgemm yardstick runs: cpu (all threads) or cuda")
     args = parser.parse_args()
+    if "--model" in shlex.split(args.extra):
+        parser.error("--extra must not choose --model: the floor is counted for the default Mood Reader")
     threads = os.cpu_count() or 1
     import torch
 

@@ -71,9 +71,9 @@ def one(name: str, variant: str, device_name: str, threads: int, seconds: float,
     inputs = {k: torch.randn(batch, *shapes[k], device=device) for k in ("x", *v.extras)}
     y = torch.randint(0, 2, (batch,), device=device)
     if optimizer_kernel == "training":  # what `moodops run` trains with (fused Adam(W) where torch has it)
-        from moodops.pipelines.train import TrainConfig, make_optimizer
+        from moodops.pipelines.train import make_optimizer
 
-        optimizer = make_optimizer(torch.optim.AdamW, list(model.parameters()), TrainConfig(lr=1e-3, weight_decay=0.01))
+        optimizer = make_optimizer(torch.optim.AdamW, list(model.parameters()), lr=1e-3, weight_decay=0.01)
     else:  # the per-tensor AdamW the training loop used before
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 

@@ -21,26 +21,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine  # noqa: E402
+from _machine import machine, sgemm_gflops  # noqa: E402
 
 CHANNELS, T, BANDS, EYE, BATCH = 62, 10, 5, 31, 32
 VARIANTS = ("eeg", "eye", "attention")
-
-
-def sgemm_gflops(device, seconds: float = 2.0) -> float:
-    import torch
-
-    a = torch.randn(2048, 2048, device=device)
-    b = torch.randn(2048, 2048, device=device)
-    for _ in range(2):
-        a @ b
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds or n < 3:
-        a @ b
-        n += 1
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return 2 * 2048 ** 3 * n / (time.perf_counter() - t0) / 1e9
 
 
 def one(variant: str, device_name: str, threads: int, seconds: float, params: dict) -> dict:

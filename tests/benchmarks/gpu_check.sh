@@ -100,7 +100,7 @@ step_loso() {
   stamp "full 32-subject synthetic DEAP LOSO, default mood_reader, 0.25 GPU per task, folds packed (auto), against its FLOP floor (what is left of ${LIMIT} s)"
   timeout $(( $(left) > 20 ? $(left) : 20 )) python3 tests/benchmarks/bench_loso.py --device cuda \
     --extra "--gpus-per-fold 0.25 --folds-per-task auto" 2>&1 | grep -v '^ ' | tail -30
-  echo "loso rc=$?"
+  echo "loso rc=${PIPESTATUS[0]}"
 }
 
 for s in ${STEPS:-tests fractional models mv_sstma pretrain packing fanout loso}; do
