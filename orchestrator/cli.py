@@ -369,9 +369,12 @@ def pipeline_run(
     force: Annotated[bool, typer.Option("--force", help="Run every stage even when a cached result exists.")] = False,
     output_json: Annotated[Optional[Path], typer.Option(help="Write each stage's key, run id, reuse and metrics here.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="A RunConfig key as KEY=VALUE for every run stage, e.g. epochs=2 for a quick try of a preset (repeatable).")] = None,
+    set_pretrain: Annotated[Optional[list[str]], typer.Option("--set-pretrain", help="A pretrain key as KEY=VALUE (value read as YAML) for every pretrain stage, e.g. epochs=1 (repeatable).")] = None,
 ) -> None:
     """Run a pipeline's stages in order; unchanged stages are reused from the tracking store."""
     import dataclasses
+
+    import yaml
 
     from moodops.components.errors import ConfigError
     from moodops.orchestrator.pipeline import load_spec, run_pipeline, with_overrides
@@ -387,9 +390,18 @@ def pipeline_run(
         raise ConfigError("--root and --synthetic exclude each other")
     overrides: dict = {}
     _apply_set(overrides, set_)
-    parsed = with_overrides(load_spec(spec), overrides)
+    pretrain_overrides: dict = {}
+    for item in set_pretrain or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set-pretrain expects KEY=VALUE, got '{item}'")
+        pretrain_overrides[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    parsed = with_overrides(load_spec(spec), overrides, pretrain_overrides)
     if overrides:
         typer.echo("every run stage with " + ", ".join(f"{k}={v}" for k, v in overrides.items()), err=True)
+    if pretrain_overrides:
+        typer.echo("every pretrain stage with " + ", ".join(f"{k}={v}" for k, v in pretrain_overrides.items()),
+                   err=True)
     parent, outcomes = run_pipeline(parsed, synthetic, roots, tracking_uri, experiment, force, _CliReporter())
     typer.echo("")
     typer.echo(f"pipeline {parsed.name}: {len(outcomes)} stage(s), MLflow parent run {parent}")

@@ -151,20 +151,25 @@ def load_spec(spec: str | Path) -> Spec:
     return Spec(str(data.get("name") or path.stem), str(data.get("description") or ""), stages, path, paper)
 
 
-def with_overrides(spec: Spec, overrides: dict[str, Any]) -> Spec:
+def with_overrides(spec: Spec, overrides: dict[str, Any], pretrain_overrides: dict[str, Any] | None = None) -> Spec:
     """The spec with ``overrides`` (RunConfig keys, e.g. from ``pipeline run --set epochs=2``) set in every
-    ``run`` stage's config, each stage validated again (an unknown key or bad value is one line naming the
-    stage). Pretraining stages are left as they are; the overrides are part of each run stage's config, so
-    an overridden stage never reuses a result of the preset as written."""
-    if not overrides:
+    ``run`` stage's config and ``pretrain_overrides`` (PretrainJob keys, from ``--set-pretrain epochs=1``) in
+    every ``pretrain`` stage's, each stage validated again (an unknown key or bad value is one line naming the
+    stage). The overrides are part of each stage's config, so an overridden stage never reuses a result of
+    the preset as written, and a run stage downstream of an overridden pretraining uses that encoder."""
+    pretrain_overrides = pretrain_overrides or {}
+    if not overrides and not pretrain_overrides:
         return spec
     stages = []
     for i, stage in enumerate(spec.stages, start=1):
-        if stage.kind == "run":
-            stage = dataclasses.replace(stage, config={**stage.config, **overrides})
+        given, flag = (overrides, "--set") if stage.kind == "run" else (pretrain_overrides, "--set-pretrain")
+        if given:
+            stage = dataclasses.replace(stage, config={**stage.config, **given})
             _validate(stage, {k: "models:/placeholder/1" for k in stage.refs},
-                      f"--set, stage {i} ({stage.name})", synthetic=None)
+                      f"{flag}, stage {i} ({stage.name})", synthetic=None)
         stages.append(stage)
+    if pretrain_overrides and not any(s.kind == "pretrain" for s in stages):
+        raise ConfigError(f"--set-pretrain: {spec.name} has no pretrain stage")
     return dataclasses.replace(spec, stages=stages)
 
 

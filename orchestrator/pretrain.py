@@ -95,6 +95,13 @@ class PretrainJob:
             raise ConfigError(invalid_choice("eye_scaling", self.eye_scaling, ("zscore", "range")))
         if self.workers < 1:
             raise ConfigError(f"The 'workers' parameter must be >= 1. Got {self.workers} instead.")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"The '{name}' parameter must be >= 1. Got {getattr(self, name)} instead.")
+        if self.lr <= 0:
+            raise ConfigError(f"The 'lr' parameter must be > 0. Got {self.lr} instead.")
+        if self.mask_ratio is not None and not 0 < self.mask_ratio < 1:
+            raise ConfigError(f"The 'mask_ratio' parameter must be in (0, 1). Got {self.mask_ratio} instead.")
         if self.segment_s <= 0:
             raise ConfigError(f"The 'segment_s' parameter must be > 0. Got {self.segment_s} instead.")
 
@@ -108,7 +115,13 @@ class PretrainJob:
             near = difflib.get_close_matches(unknown[0], sorted(known), n=1)
             raise ConfigError(f"{source}: unknown pretrain key '{unknown[0]}'"
                               + (f" (did you mean '{near[0]}'?)" if near else ""))
-        return cls(**values)
+        for key, value in values.items():
+            _check_type(key, value, source)
+        try:
+            return cls(**values)
+        except ConfigError as e:
+            text = str(e)
+            raise ConfigError(text if text.startswith(source) else f"{source}: {text}") from None
 
     def train_config(self):
         from moodops.pipelines.pretrain import PretrainConfig
@@ -117,6 +130,33 @@ class PretrainJob:
                               batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, seed=self.seed,
                               model_params=dict(self.model_params), device="cuda" if self.use_gpu else "auto",
                               precision=self.precision)
+
+
+def _check_type(key: str, value: Any, source: str) -> None:
+    """One line naming ``source`` and ``key`` when ``value`` is not of the field's type (YAML or ``--set`` values
+    arrive parsed by YAML; an int is accepted where a float is declared)."""
+    import types
+    import typing
+
+    hint = typing.get_type_hints(PretrainJob)[key]
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for kind in allowed:
+        origin = typing.get_origin(kind) or kind
+        if kind is type(None):
+            ok = value is None
+        elif origin is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif origin is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif origin is list:
+            ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        else:
+            ok = isinstance(value, origin)
+        if ok:
+            return
+    names = " or ".join("null" if k is type(None) else getattr(typing.get_origin(k) or k, "__name__", str(k))
+                        for k in allowed)
+    raise ConfigError(f"{source}: pretrain key '{key}' must be {names}, got {value!r}")
 
 
 @dataclass

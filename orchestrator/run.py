@@ -508,12 +508,18 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None,
         features = prepare_features(config, reporter)
         adapted: dict[str, Any] = {}
         if encoder is not None:
-            from moodops.pipelines.pretrain import check_contract
+            from moodops.pipelines.pretrain import check_contract, unused_inputs
 
             features, adapted = adapt_raw_for_encoder(features, config, encoder.contract, reporter)
             sfreq = (encoder.contract.get("sfreq") if "resample" in adapted
                      else DATASETS.get(config.dataset).eeg_sfreq)
-            check_contract(encoder.contract, config.model, features.shapes(), config.encoder, sfreq)
+            inputs = MODELS.get(config.model).variant(config.variant).inputs
+            used = {k: v for k, v in features.shapes().items() if k in inputs}  # eye-only: x is not read
+            check_contract(encoder.contract, config.model, used, config.encoder, sfreq)
+            unused = unused_inputs(encoder.contract, used)
+            if unused:
+                reporter.status(f"the encoder's part for input(s) {', '.join(unused)} is left out: variant "
+                                f"{config.variant} does not use {'it' if len(unused) == 1 else 'them'}")
         folds = _protocol(config).split(features)
         if config.labelled_samples is not None:
             folds = [first_labelled(fold, features, config.labelled_samples, config.labelled_unit) for fold in folds]

@@ -278,7 +278,8 @@ def _example(config: PretrainConfig, model, tensors, rows: np.ndarray, device) -
 def check_contract(contract: dict[str, Any], model: str, shapes: dict[str, tuple[int, ...]], source: str,
                    sfreq: float | None = None) -> None:
     """A one-line ConfigError when a pretrained part cannot feed ``model`` with inputs of ``shapes``
-    (per sample, as the fold sees them) recorded at ``sfreq``."""
+    (per sample, as the fold sees them) recorded at ``sfreq``. An MV-SSTMA checkpoint's input that the
+    variant does not use is not an error (see :func:`unused_inputs`)."""
     if contract.get("model") != model:
         raise ConfigError(f"{source}: pretrained for model '{contract.get('model')}', not '{model}'")
     if contract["method"] == "mbsm":
@@ -298,13 +299,23 @@ def check_contract(contract: dict[str, Any], model: str, shapes: dict[str, tuple
                               f"({want} tokens); this run gives it {n} windows × {s} samples = {n * s} "
                               f"(set seq_len/window_s so that they match)")
         return
-    for k, want_shape in contract["shapes"].items():
-        got = shapes.get(k)
-        if got is None:
-            raise ConfigError(f"{source}: pretrained with input '{k}', which this variant does not use")
+    # MV-SSTMA: a two-modality checkpoint also serves a one-modality model (the paper's Table 1 fine-tunes
+    # the EEG and the eye extractor of one pretraining alone); the extractor the model lacks is left out
+    # (pipelines.evaluate drops its weights), the others must fit exactly.
+    used = [k for k in contract["shapes"] if k in shapes]
+    if not used:
+        raise ConfigError(f"{source}: pretrained with input(s) {', '.join(map(repr, contract['shapes']))}, "
+                          f"none of which this variant uses")
+    for k in used:
+        want_shape, got = contract["shapes"][k], shapes[k]
         if tuple(got[1:]) != tuple(want_shape[1:]):
             raise ConfigError(f"{source}: pretrained on '{k}' of shape {tuple(want_shape)} per sample, this run "
                               f"gives {tuple(got)}")
+
+
+def unused_inputs(contract: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    """The inputs a (two-modality MV-SSTMA) checkpoint was pretrained on that a run with ``shapes`` leaves out."""
+    return [k for k in contract.get("shapes", {}) if k not in shapes] if contract.get("method") != "mbsm" else []
 
 
 def load_pretrained(model, state_dict: dict[str, Any], freeze: bool = False, source: str = "pretrained") -> list[str]:
@@ -328,4 +339,4 @@ def load_pretrained(model, state_dict: dict[str, Any], freeze: bool = False, sou
 
 
 __all__ = ["DEFAULT_MASK_RATIO", "Distributed", "METHODS", "METHOD_MODEL", "PretrainConfig", "PretrainResult",
-           "build_pretrain_model", "check_contract", "load_pretrained", "pretrain"]
+           "build_pretrain_model", "check_contract", "load_pretrained", "pretrain", "unused_inputs"]

@@ -361,6 +361,43 @@ def test_pipeline_set_overrides_every_run_stage_and_checks_each(tmp_path):
         with_overrides(spec, {"epochs": "0"})
 
 
+def test_pipeline_set_pretrain_overrides_every_pretrain_stage_and_checks_each():
+    from moodops.components.errors import ConfigError
+    from moodops.orchestrator.pipeline import load_spec, with_overrides
+
+    spec = load_spec("mmv_sstma_seed_iv")
+    quick = with_overrides(spec, {"epochs": "2"}, {"epochs": 1, "synthetic_subjects": 1})
+    assert quick.stages[0].kind == "pretrain"
+    assert quick.stages[0].config["epochs"] == 1 and quick.stages[0].config["synthetic_subjects"] == 1
+    assert quick.stages[0].config["lr"] == spec.stages[0].config["lr"]  # the rest of the stage is kept
+    assert all(s.config["epochs"] == "2" for s in quick.stages[1:])
+    assert spec.stages[0].config["epochs"] == 20  # the spec itself is unchanged
+    only_pretrain = with_overrides(spec, {}, {"epochs": 1})
+    assert [s.config for s in only_pretrain.stages[1:]] == [s.config for s in spec.stages[1:]]
+    for bad, message in [({"epoch": 1}, r"--set-pretrain, stage 1 \(pretrain\): unknown pretrain key 'epoch' "
+                                         r"\(did you mean 'epochs'\?\)"),
+                         ({"epochs": "x"}, r"--set-pretrain, stage 1 \(pretrain\): pretrain key 'epochs' must be "
+                                           r"int, got 'x'"),
+                         ({"epochs": 0}, r"--set-pretrain, stage 1 \(pretrain\): .*'epochs' parameter must be "
+                                         r">= 1. Got 0"),
+                         ({"lr": True}, "pretrain key 'lr' must be float or null, got True")]:
+        with pytest.raises(ConfigError, match=message):
+            with_overrides(spec, {}, bad)
+    with pytest.raises(ConfigError, match="--set-pretrain: dfcn_deap has no pretrain stage"):
+        with_overrides(load_spec("dfcn_deap"), {}, {"epochs": 1})
+
+
+def test_pipeline_cli_set_pretrain_rejects_a_bad_value_in_one_line(tmp_path):
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}  # the migrated empty store the tests start from
+    proc = moodops("pipeline", "run", "mmv_sstma_seed_iv", "--synthetic", "--set-pretrain", "epochs=many",
+                   cwd=tmp_path)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[-1].endswith("--set-pretrain, stage 1 (pretrain): pretrain key 'epochs' must be int, got 'many'"), \
+        proc.stderr
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before, "nothing is written when refused"
+
+
 @pytest.mark.slow
 def test_dfcn_preset_runs_end_to_end_on_synthetic_deap_with_faces(tmp_path):
     """`moodops pipeline run dfcn_deap --synthetic`, shrunk with --set: every Table 2 row on both labels runs
@@ -391,3 +428,45 @@ def test_dfcn_preset_runs_end_to_end_on_synthetic_deap_with_faces(tmp_path):
     table = [line.split() for line in lines[start + 3:start + 23]]
     assert [(row[0], row[1]) for row in table[:2]] == [("loso-valence", "ACC"), ("loso-valence", "F1")]
     assert table[1][2:5] == ["69.17", "±", "9.01"] and len(table) == 20
+
+
+@pytest.mark.slow
+def test_mv_sstma_preset_stages_run_from_one_two_modality_pretraining(tmp_path):
+    """Four stages of `mmv_sstma_seed_iv` as the preset writes them (tiny widths, 1 epoch, 1 synthetic subject):
+    the two-modality pretraining feeds the EEG-only model (Table 2's MV-SSTMA-EEG) and the eye-only model
+    (Table 1's EYE w/ pretraining), each leaving the other extractor out, and Table 4's stage (10 labelled
+    samples, 70 % of fine-tuning and test channels masked) runs; every stage is reported beside the paper."""
+    import yaml
+
+    from moodops.orchestrator.pipeline import resolve_spec_path
+
+    preset = yaml.safe_load(resolve_spec_path("mmv_sstma_seed_iv").read_text())
+    keep = ["pretrain", "t2-eeg", "t1-eye-pretrained", "t4-attention-mask70"]
+    preset["stages"] = [s for s in preset["stages"] if s["name"] in keep]
+    preset["paper"]["stages"] = {k: v for k, v in preset["paper"]["stages"].items() if k in keep}
+    spec = tmp_path / "mmv_subset.yaml"
+    spec.write_text(yaml.safe_dump(preset, sort_keys=False))
+    tiny = 'model_params={"dim": 8, "depth": 1, "heads": 2}'
+    out = tmp_path / "out.json"
+    proc = moodops("pipeline", "run", str(spec), "--synthetic", "--output-json", str(out),
+                   "--set", "epochs=1", "--set", "synthetic_subjects=1", "--set", "synthetic_seconds=60",
+                   "--set", tiny, "--set-pretrain", "epochs=1", "--set-pretrain", "synthetic_subjects=1",
+                   "--set-pretrain", tiny, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "the encoder's part for input(s) eye is left out: variant eeg does not use it" in proc.stderr
+    assert "the encoder's part for input(s) x is left out: variant eye does not use it" in proc.stderr
+    stages = {s["name"]: s for s in json.loads(out.read_text())["stages"]}
+    assert list(stages) == keep
+    encoder = stages["pretrain"]["encoder"]
+    client, _ = client_for(tmp_path)
+    for name in keep[1:]:
+        m = stages[name]["metrics"]
+        assert m["n_folds"] == 3 and 0.0 <= m["test_accuracy_mean"] <= 1.0, name  # one subject, three sessions
+        run = client.get_run(stages[name]["run_id"])
+        assert run.data.tags["moodops.encoder_uri"] == encoder, name
+    assert client.get_run(stages["t4-attention-mask70"]["run_id"]).data.params["mask_ratio_eval"] == "0.7"
+    lines = proc.stdout.splitlines()
+    start = lines.index(SYNTHETIC_WARNING)
+    rows = [line.split() for line in lines[start + 3:start + 6]]
+    assert [r[0] for r in rows] == keep[1:]
+    assert rows[0][1:4] == ["87.78", "±", "6.90"] and rows[2][1] == "86.74"

@@ -11,7 +11,7 @@ from moodops.components.errors import ConfigError
 from moodops.components.models import create_model
 from moodops.components.models.mbsm import MBSMAutoencoder, random_token_mask
 from moodops.pipelines.evaluate import torch_save
-from moodops.pipelines.pretrain import PretrainConfig, check_contract, load_pretrained, pretrain
+from moodops.pipelines.pretrain import PretrainConfig, check_contract, load_pretrained, pretrain, unused_inputs
 
 SMALL = {"dim": 16, "heads": 2, "depth": 1, "decoder_dim": 16, "decoder_heads": 2, "token_len": 20}
 
@@ -140,6 +140,14 @@ def test_mv_sstma_pretraining_feeds_the_fine_tuned_extractors():
     assert all(torch.equal(own[k], v) for k, v in result.state_dict.items())
     with pytest.raises(ConfigError, match="shape"):
         check_contract(result.contract, "mv_sstma", {"x": (4, 9, 5), "eye": (4, 7)}, "test")
+    # Table 1 fine-tunes one extractor of the two-modality pretraining: the other is left out, not refused
+    check_contract(result.contract, "mv_sstma", {"x": (4, 8, 5)}, "test")
+    assert unused_inputs(result.contract, {"x": (4, 8, 5)}) == ["eye"]
+    assert unused_inputs(result.contract, shapes) == []
+    with pytest.raises(ConfigError, match="shape"):
+        check_contract(result.contract, "mv_sstma", {"eye": (4, 6)}, "test")
+    with pytest.raises(ConfigError, match="test: pretrained with input\(s\) 'x', 'eye', none of which this variant"):
+        check_contract(result.contract, "mv_sstma", {"face": (4, 3)}, "test")
 
 
 @pytest.mark.real_data
