@@ -62,7 +62,8 @@ def _row(stage: str, reported: dict[str, Any], metrics: dict[str, float], synthe
     return {
         "stage": stage, "metric": metric, "paper_row": reported.get("row", ""), "paper_mean": reported["mean"],
         "paper_std": reported.get("std"), "run_mean": run_mean, "run_std": std,
-        "run_spread": f"std over {groups} test subjects" if std is not None else "one split: no spread",
+        "run_spread": (f"std over {groups} test subjects" if std is not None else "one split: no spread"
+                       if int(metrics.get("n_folds", 1)) <= 1 else "one test subject: no spread over subjects"),
         "difference": diff, "paper_inside_run_spread": inside, "synthetic": synthetic,
     }
 

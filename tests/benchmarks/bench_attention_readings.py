@@ -75,12 +75,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--effect", type=float, default=0.8, help="the label's shift in channels 2 and 5")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "attention-readings.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     runs = []
     for seed in range(args.seeds):
         for data_seed in sorted({0, seed}):
-            features = label_in_channels(effect=0.8, seed=data_seed)
+            features = label_in_channels(effect=args.effect, seed=data_seed)
             fold = TrainTestSplit(seed=0).split(features)[0]
             config = TrainConfig(model="mood_reader", variant="stib_cf", epochs=30, batch_size=32, lr=3e-3,
                                  patience=100, seed=seed, model_params={"dim": 16, "heads": 2, "dropout": 0.0})
@@ -112,7 +114,7 @@ def main() -> None:
         print(name, summary[name])
     out = {"benchmark": "per-electrode readings of Mood Reader's spatial attention against channels known to carry the label",
            "command": " ".join(["python", *sys.argv]), "summary": summary, "runs": runs, "machine": machine()}
-    path = Path(__file__).parent / "results" / "attention-readings.json"
+    path = args.out
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"written {path}")
 
