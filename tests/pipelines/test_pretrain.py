@@ -146,7 +146,7 @@ def test_mv_sstma_pretraining_feeds_the_fine_tuned_extractors():
     assert unused_inputs(result.contract, shapes) == []
     with pytest.raises(ConfigError, match="shape"):
         check_contract(result.contract, "mv_sstma", {"eye": (4, 6)}, "test")
-    with pytest.raises(ConfigError, match="test: pretrained with input\(s\) 'x', 'eye', none of which this variant"):
+    with pytest.raises(ConfigError, match=r"test: pretrained with input\(s\) 'x', 'eye', none of which this variant"):
         check_contract(result.contract, "mv_sstma", {"face": (4, 3)}, "test")
 
 
