@@ -143,6 +143,22 @@ def _apply_set(values: dict, items: list[str] | None) -> None:
             values[key] = value
 
 
+def _yaml_set(items: list[str] | None, flag: str) -> dict:
+    """``KEY=VALUE`` items of a pretrain option (``flag``) as a mapping, each value read as YAML (``1`` an int,
+    ``{"dim": 64}`` a mapping), as the same key written in a pipeline spec's pretrain stage would be."""
+    import yaml
+
+    from moodops.components.errors import ConfigError
+
+    values = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} expects KEY=VALUE, got '{item}'")
+        values[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return values
+
+
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
@@ -257,9 +273,6 @@ def pretrain(
     output_json: Annotated[Optional[Path], typer.Option(help="Write the run id, model URI, version and loss history here.")] = None,
 ) -> None:
     """Masked pretraining, tracked in MLflow; the encoder is registered for `moodops run --encoder`."""
-    import yaml
-
-    from moodops.components.errors import ConfigError
     from moodops.orchestrator.config import parse_int_list
     from moodops.orchestrator.pretrain import PretrainJob, run_pretrain
     from moodops.orchestrator.run import write_json_atomic
@@ -270,11 +283,7 @@ def pretrain(
                   segment_s=segment_s, mask_ratio=mask_ratio, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                   workers=workers, use_gpu=use_gpu, address=address, register_as=register_as, alias=alias,
                   tracking_uri=tracking_uri, experiment=experiment)
-    for item in set_ or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
-        values[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    values.update(_yaml_set(set_, "--set"))
     job = PretrainJob.from_dict(values, "moodops pretrain")
     summary = run_pretrain(job, _CliReporter())
     last = summary.history[-1]
@@ -374,8 +383,6 @@ def pipeline_run(
     """Run a pipeline's stages in order; unchanged stages are reused from the tracking store."""
     import dataclasses
 
-    import yaml
-
     from moodops.components.errors import ConfigError
     from moodops.orchestrator.pipeline import load_spec, run_pipeline, with_overrides
     from moodops.orchestrator.run import write_json_atomic
@@ -390,12 +397,7 @@ def pipeline_run(
         raise ConfigError("--root and --synthetic exclude each other")
     overrides: dict = {}
     _apply_set(overrides, set_)
-    pretrain_overrides: dict = {}
-    for item in set_pretrain or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set-pretrain expects KEY=VALUE, got '{item}'")
-        pretrain_overrides[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    pretrain_overrides = _yaml_set(set_pretrain, "--set-pretrain")
     parsed = with_overrides(load_spec(spec), overrides, pretrain_overrides)
     if overrides:
         typer.echo("every run stage with " + ", ".join(f"{k}={v}" for k, v in overrides.items()), err=True)

@@ -238,8 +238,13 @@ KEYS = tuple(f.name for f in fields(RunConfig))
 
 
 def _coerce(key: str, value: Any, source: str) -> Any:
-    """Convert ``value`` (a YAML value or an environment string) to the key's type."""
-    hint = _HINTS[key]
+    """Convert ``value`` (a YAML value or an environment string) to the RunConfig key's type."""
+    return coerce_value(key, _HINTS[key], value, source)
+
+
+def coerce_value(key: str, hint: Any, value: Any, source: str) -> Any:
+    """Convert ``value`` (a YAML value or an environment string) to ``hint`` (a config field's type), or one
+    line naming ``source``, the key and the value. A bool is never read as a number."""
     optional = isinstance(hint, types.UnionType) and type(None) in get_args(hint)
     if value is None:
         if optional:
@@ -265,6 +270,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             if not isinstance(value, dict):
                 raise ValueError(value)
             return dict(value)
+        if origin in (int, float) and isinstance(value, bool):
+            raise ValueError(value)
         if origin is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)

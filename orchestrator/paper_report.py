@@ -49,6 +49,13 @@ def _metrics(rows: list[dict[str, Any]], paper: dict[str, Any]) -> str:
     return " and ".join(names)
 
 
+def no_spread(metrics: dict[str, float]) -> str:
+    """Why a run's score has no ± : one split, or several folds that all test one subject (per-subject on a
+    one-subject copy: the papers' ± is over subjects)."""
+    folds = int(metrics.get("n_folds", 1))
+    return "one split: no spread" if folds <= 1 else f"{folds} folds of one test subject: no spread over subjects"
+
+
 def _row(stage: str, reported: dict[str, Any], metrics: dict[str, float], synthetic: bool) -> dict[str, Any] | None:
     metric = reported["metric"]
     mean = metrics.get(f"test_{metric}_mean")
@@ -62,8 +69,7 @@ def _row(stage: str, reported: dict[str, Any], metrics: dict[str, float], synthe
     return {
         "stage": stage, "metric": metric, "paper_row": reported.get("row", ""), "paper_mean": reported["mean"],
         "paper_std": reported.get("std"), "run_mean": run_mean, "run_std": std,
-        "run_spread": (f"std over {groups} test subjects" if std is not None else "one split: no spread"
-                       if int(metrics.get("n_folds", 1)) <= 1 else "one test subject: no spread over subjects"),
+        "run_spread": f"std over {groups} test subjects" if std is not None else no_spread(metrics),
         "difference": diff, "paper_inside_run_spread": inside, "synthetic": synthetic,
     }
 

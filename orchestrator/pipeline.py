@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from moodops.components.errors import ConfigError, invalid_choice
-from moodops.orchestrator.paper_report import PAPER_METRICS, paper_entries
+from moodops.orchestrator.paper_report import PAPER_METRICS, no_spread, paper_entries
 
 logger = logging.getLogger(__name__)
 
@@ -310,13 +310,6 @@ def paper_report(spec: Spec, outcomes: list[StageOutcome], synthetic: bool) -> l
     return report.to_terminal(rows, spec.paper) if rows else []
 
 
-def _no_spread(aggregate: dict[str, float]) -> str:
-    """Why a stage's score has no ± : one split, or several folds that all test one subject (per-subject on a
-    one-subject copy: the papers' ± is over subjects)."""
-    folds = int(aggregate.get("n_folds", 1))
-    return "one split: no spread" if folds <= 1 else f"{folds} folds of one test subject: no spread over subjects"
-
-
 def run_pipeline(spec: Spec, synthetic: bool = False, roots: dict[str, str] | None = None,
                  tracking_uri: str | None = None, experiment: str = "moodops-pipelines", force: bool = False,
                  reporter=None) -> tuple[str, list[StageOutcome]]:
@@ -392,7 +385,7 @@ def run_pipeline(spec: Spec, synthetic: bool = False, roots: dict[str, str] | No
                         continue
                     value = (f"{100 * ours:.2f} ± {100 * summary.aggregate[f'test_{metric}_std']:.2f} %"
                              if summary.aggregate.get("n_subject_groups", 1) > 1
-                             else f"{100 * ours:.2f} % ({_no_spread(summary.aggregate)})")
+                             else f"{100 * ours:.2f} % ({no_spread(summary.aggregate)})")
                     theirs = f"{reported['mean']:.2f}" + (f" ± {reported['std']:.2f}" if reported.get("std") is not None
                                                           else " (no spread printed)")
                     reporter.status(f"stage {stage.name}: {metric} {value}; the paper reports {theirs} "

@@ -115,10 +115,13 @@ class PretrainJob:
             near = difflib.get_close_matches(unknown[0], sorted(known), n=1)
             raise ConfigError(f"{source}: unknown pretrain key '{unknown[0]}'"
                               + (f" (did you mean '{near[0]}'?)" if near else ""))
-        for key, value in values.items():
-            _check_type(key, value, source)
+        import typing
+
+        from moodops.orchestrator.config import coerce_value
+
+        hints = typing.get_type_hints(cls)
         try:
-            return cls(**values)
+            return cls(**{k: coerce_value(k, hints[k], v, source) for k, v in values.items()})
         except ConfigError as e:
             text = str(e)
             raise ConfigError(text if text.startswith(source) else f"{source}: {text}") from None
@@ -130,33 +133,6 @@ class PretrainJob:
                               batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, seed=self.seed,
                               model_params=dict(self.model_params), device="cuda" if self.use_gpu else "auto",
                               precision=self.precision)
-
-
-def _check_type(key: str, value: Any, source: str) -> None:
-    """One line naming ``source`` and ``key`` when ``value`` is not of the field's type (YAML or ``--set`` values
-    arrive parsed by YAML; an int is accepted where a float is declared)."""
-    import types
-    import typing
-
-    hint = typing.get_type_hints(PretrainJob)[key]
-    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for kind in allowed:
-        origin = typing.get_origin(kind) or kind
-        if kind is type(None):
-            ok = value is None
-        elif origin is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        elif origin is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif origin is list:
-            ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        else:
-            ok = isinstance(value, origin)
-        if ok:
-            return
-    names = " or ".join("null" if k is type(None) else getattr(typing.get_origin(k) or k, "__name__", str(k))
-                        for k in allowed)
-    raise ConfigError(f"{source}: pretrain key '{key}' must be {names}, got {value!r}")
 
 
 @dataclass

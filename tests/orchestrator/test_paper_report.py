@@ -39,7 +39,7 @@ def test_rows_set_each_stage_beside_the_paper_and_judge_the_spread():
     one_subject = outcome("split", 0.90, 0.0, groups=1)
     one_subject.metrics["n_folds"] = 3.0  # per-subject on a one-subject copy: three sessions, one subject
     row = paper_rows(PAPER, [one_subject], {})[0]
-    assert row["run_std"] is None and row["run_spread"] == "one test subject: no spread over subjects"
+    assert row["run_std"] is None and row["run_spread"] == "3 folds of one test subject: no spread over subjects"
 
 
 def test_reports_say_first_when_the_data_were_synthetic():

@@ -376,11 +376,11 @@ def test_pipeline_set_pretrain_overrides_every_pretrain_stage_and_checks_each():
     assert [s.config for s in only_pretrain.stages[1:]] == [s.config for s in spec.stages[1:]]
     for bad, message in [({"epoch": 1}, r"--set-pretrain, stage 1 \(pretrain\): unknown pretrain key 'epoch' "
                                          r"\(did you mean 'epochs'\?\)"),
-                         ({"epochs": "x"}, r"--set-pretrain, stage 1 \(pretrain\): pretrain key 'epochs' must be "
-                                           r"int, got 'x'"),
+                         ({"epochs": "x"}, r"--set-pretrain, stage 1 \(pretrain\): 'epochs' must be int, "
+                                           r"got 'x'"),
                          ({"epochs": 0}, r"--set-pretrain, stage 1 \(pretrain\): .*'epochs' parameter must be "
                                          r">= 1. Got 0"),
-                         ({"lr": True}, "pretrain key 'lr' must be float or null, got True")]:
+                         ({"lr": True}, r"--set-pretrain, stage 1 \(pretrain\): 'lr' must be float, got True")]:
         with pytest.raises(ConfigError, match=message):
             with_overrides(spec, {}, bad)
     with pytest.raises(ConfigError, match="--set-pretrain: dfcn_deap has no pretrain stage"):
@@ -393,7 +393,7 @@ def test_pipeline_cli_set_pretrain_rejects_a_bad_value_in_one_line(tmp_path):
                    cwd=tmp_path)
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines[-1].endswith("--set-pretrain, stage 1 (pretrain): pretrain key 'epochs' must be int, got 'many'"), \
+    assert lines[-1].endswith("--set-pretrain, stage 1 (pretrain): 'epochs' must be int, got 'many'"), \
         proc.stderr
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before, "nothing is written when refused"
 
